@@ -1,0 +1,14 @@
+import os, sys, subprocess, pytest
+from pathlib import Path
+
+@pytest.fixture(scope='session')
+def syn(tmp_path_factory):
+    "A learnable 10-class synthetic CIFAR in fastai's layout: 8 train and 4 test images per class"
+    from cifar_fastai.data import make_synthetic_cifar
+    return make_synthetic_cifar(tmp_path_factory.mktemp('data')/'syn', n_train=8, n_test=4)
+
+def cli(*args, module='cifar_fastai.train', cwd=None, env=None):
+    "Run the command line in a subprocess, as a user would"
+    e = {**os.environ, **(env or {})}
+    e.pop('CIFAR_FASTAI_DATA', None)
+    return subprocess.run([sys.executable, '-m', module, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=e, timeout=600)

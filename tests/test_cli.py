@@ -1,0 +1,71 @@
+"The training command line end to end, in subprocesses, on synthetic data."
+import json, shutil, tarfile, pytest
+import pandas as pd
+from PIL import Image
+from conftest import cli
+
+def test_cli_trains_and_writes_artefacts(syn, tmp_path):
+    r = cli('--data', syn, '--epochs', 3, '--bs', 8, '--lr_max', 1e-3, '--out', tmp_path/'run')
+    assert r.returncode == 0, r.stderr
+    run = tmp_path/'run'
+    assert {'metrics.json','history.csv','model.pkl','curves.png','train.log'} <= {f.name for f in run.iterdir()}
+    m = json.loads((run/'metrics.json').read_text())
+    assert m['test_accuracy'] > 0.5, m  # 10 classes: chance is 0.1
+    assert m['epochs'] == 3 and m['bs'] == 8 and m['lr_max'] == 1e-3 and m['lr_max_from'] == 'given'
+    assert m['n_train'] == 80 and m['n_test'] == 40
+    assert m['device'].startswith('cpu') and m['versions']['fastai'] == '2.8.7'
+    h = pd.read_csv(run/'history.csv')
+    assert len(h) == 3 and h['valid_accuracy'].iloc[-1] == pytest.approx(m['test_accuracy'], abs=1e-4)
+    log = (run/'train.log').read_text().splitlines()
+    assert sum(l.startswith('epoch ') for l in log) == 3  # one plain line per epoch
+    assert 'epoch 3/3' in r.stdout and 'test accuracy' in r.stdout
+    assert (run/'curves.png').read_bytes()[:4] == b'\x89PNG'
+
+def test_cli_lr_find_picks_lr_and_never_overwrites(syn, tmp_path):
+    out = tmp_path/'run'; out.mkdir(); (out/'metrics.json').write_text('{"earlier": true}')
+    r = cli('--data', syn, '--epochs', 1, '--bs', 16, '--lr_find_iters', 20, '--out', out)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out/'metrics.json').read_text()) == {'earlier': True}  # the earlier run is untouched
+    m = json.loads((tmp_path/'run-2/metrics.json').read_text())
+    assert m['lr_max_from'].startswith('lr_find:') and 1e-7 < m['lr_max'] < 10
+    assert (tmp_path/'run-2/lr_find.png').exists() and len(pd.read_csv(tmp_path/'run-2/lr_find.csv')) >= 10
+
+def test_cli_help_lists_hyperparameters():
+    r = cli('--help')
+    assert r.returncode == 0
+    for a in ('--data','--epochs','--bs','--lr_max','--pct_start','--seed','--out','--subset','--lr_find_iters'): assert a in r.stdout
+
+def _bad_layouts(root, syn):
+    "Folders that are not CIFAR in fastai's layout, each with the words its error must contain"
+    cases = {}
+    (root/'empty').mkdir(); cases['empty'] = 'no train/ folder'
+    shutil.copytree(syn, root/'extra'); shutil.copytree(syn/'test/cat', root/'extra/test/zebra'); cases['extra'] = 'in test/ but not in train/: zebra'
+    (root/'noimg/train/cat').mkdir(parents=True); (root/'noimg/test/cat').mkdir(parents=True)
+    (root/'noimg/train/cat/readme.txt').write_text('x'); cases['noimg'] = 'no images'
+    shutil.copytree(syn, root/'corrupt'); (root/'corrupt/train/cat/0003.png').write_bytes(b'\x89PNG garbage'); cases['corrupt'] = 'unreadable image'
+    (root/'trunc.tgz').write_bytes(b'\x1f\x8b' + b'\x00'*50); cases['trunc.tgz'] = 'corrupt or truncated'
+    (root/'notar.txt').write_text('x'); cases['notar.txt'] = 'not a .tgz'
+    cases['missing'] = 'data path not found'
+    return cases
+
+def test_cli_bad_data_one_line_exit_2(syn, tmp_path):
+    for name, words in _bad_layouts(tmp_path, syn).items():
+        r = cli('--data', tmp_path/name, '--epochs', 1, '--bs', 4, '--lr_max', 1e-3, '--out', tmp_path/'out'/name)
+        assert r.returncode == 2, (name, r.stderr)
+        err = r.stderr.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith('cifar_fastai: error:') and words in err[0], (name, r.stderr)
+
+@pytest.mark.parametrize('args,words', [
+    (['--epochs', 0], 'epochs must be'), (['--bs', 0], 'bs must be'), (['--pct_start', 1.0], 'pct_start'),
+    (['--pct_start', 0], 'pct_start'), (['--lr_max', -1], 'lr_max'), (['--subset', 0], 'subset'),
+    (['--bs', 512], 'lower --bs'), (['--out', '/dev/null/run', '--bs', 8], 'cannot create run folder')])
+def test_cli_bad_args_one_line_exit_2(syn, tmp_path, args, words):
+    r = cli('--data', syn, '--lr_max', 1e-3, *args, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and words in err[0], r.stderr
+    assert not (tmp_path/'runs').exists()  # a refused start leaves no run folder behind
+
+def test_cli_wrong_type_is_argparse_error(syn):
+    r = cli('--data', syn, '--epochs', 'two')
+    assert r.returncode == 2 and 'invalid int value' in r.stderr and 'Traceback' not in r.stderr
