@@ -1,0 +1,115 @@
+"Interrupted runs resume to the same result; the same command gives the same result; failures never cost earlier results."
+import os, sys, json, signal, subprocess, time, errno, pytest, torch
+import pandas as pd
+from pathlib import Path
+from conftest import cli
+
+ARGS = ['--epochs', 3, '--bs', 8, '--lr_max', 1e-3, '--seed', 0]
+
+def hist(run): return pd.read_csv(Path(run)/'history.csv').drop(columns='time')
+
+def weights(run):
+    from fastai.learner import load_learner
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # load_learner's pickle warning: these are our own files
+        return load_learner(Path(run)/'model.pkl').model.state_dict()
+
+@pytest.fixture(scope='module')
+def straight(syn, tmp_path_factory):
+    "An uninterrupted run of the tiny recipe"
+    out = tmp_path_factory.mktemp('straight')/'run'
+    r = cli('--data', syn, *ARGS, '--out', out)
+    assert r.returncode == 0, r.stderr
+    return out
+
+def test_same_command_twice_same_metrics(syn, straight, tmp_path):
+    r = cli('--data', syn, *ARGS, '--out', tmp_path/'again')
+    assert r.returncode == 0, r.stderr
+    pd.testing.assert_frame_equal(hist(tmp_path/'again'), hist(straight))
+    a, b = json.loads((tmp_path/'again/metrics.json').read_text()), json.loads((straight/'metrics.json').read_text())
+    assert a['test_accuracy'] == b['test_accuracy'] and a['test_loss'] == b['test_loss']
+
+def test_sigkill_mid_epoch_2_then_resume_is_bit_identical(syn, straight, tmp_path):
+    out = tmp_path/'killed'
+    code = f"""
+import os, signal
+from fastai.callback.core import Callback
+from cifar_fastai.train import train
+class Kill(Callback):
+    def after_batch(self):
+        if self.epoch==1 and self.iter==2: os.kill(os.getpid(), signal.SIGKILL)  # 3rd of 10 batches of epoch 2
+train({str(syn)!r}, epochs=3, bs=8, lr_max=1e-3, seed=0, out={str(out)!r}, bar=False, cbs=Kill())
+"""
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=600)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert not (out/'metrics.json').exists() and len(hist(out)) == 1  # epoch 1 saved, epoch 2 lost
+    r = cli('--data', syn, *ARGS, '--resume', out)
+    assert r.returncode == 0, r.stderr
+    assert 'resuming after epoch 1/3' in r.stdout
+    pd.testing.assert_frame_equal(hist(out), hist(straight))
+    m, s = json.loads((out/'metrics.json').read_text()), json.loads((straight/'metrics.json').read_text())
+    assert m['resumed_after'] == 1
+    assert [m[k] for k in ('test_accuracy','test_loss','train_loss','train_accuracy')] == [s[k] for k in ('test_accuracy','test_loss','train_loss','train_accuracy')]
+    wa, wb = weights(out), weights(straight)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)  # bit-identical on the CPU
+
+def test_ctrl_c_saves_and_says_how_to_resume(syn, straight, tmp_path):
+    out = tmp_path/'ctrlc'
+    p = subprocess.Popen([sys.executable, '-m', 'cifar_fastai.train', '--data', str(syn), *map(str, ARGS), '--out', str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not (out/'checkpoint.pth').exists() and time.time()-t0 < 300 and p.poll() is None: time.sleep(0.05)
+    assert p.poll() is None, p.communicate()
+    p.send_signal(signal.SIGINT)
+    so, se = p.communicate(timeout=300)
+    assert p.returncode == 130, se
+    assert 'Traceback' not in se
+    last = so.strip().splitlines()[-1]
+    assert last.startswith('interrupted in epoch') and f'--resume {out}' in last, so
+    cmd = last.split('resume with: ')[1].split()
+    r = subprocess.run([sys.executable, *cmd[1:]], capture_output=True, text=True, timeout=600)  # the command it printed, as given
+    assert r.returncode == 0, r.stderr
+    pd.testing.assert_frame_equal(hist(out), hist(straight))
+
+def test_disk_full_while_checkpointing_keeps_the_previous_one(syn, tmp_path, monkeypatch):
+    from cifar_fastai.train import train, load_checkpoint
+    from cifar_fastai.data import CifarError
+    real_save, calls = torch.save, []
+    def full_disk(obj, f, *a, **k):
+        calls.append(f)
+        if isinstance(obj, dict) and obj.get('epoch') == 2:
+            Path(f).write_bytes(b'half a checkpoint'); raise OSError(errno.ENOSPC, 'No space left on device')
+        return real_save(obj, f, *a, **k)
+    monkeypatch.setattr(torch, 'save', full_disk)
+    with pytest.raises(CifarError, match='cannot write .*checkpoint.pth: No space left on device'):
+        train(syn, epochs=3, bs=8, lr_max=1e-3, seed=0, out=tmp_path/'full', bar=False)
+    monkeypatch.setattr(torch, 'save', real_save)
+    assert load_checkpoint(tmp_path/'full/checkpoint.pth')['epoch'] == 1  # the epoch-1 checkpoint is intact
+    assert [f.name for f in (tmp_path/'full').iterdir() if f.name.startswith('.')] == []  # no temp file left
+    learn, m = train(syn, epochs=3, bs=8, lr_max=1e-3, seed=0, bar=False, resume=tmp_path/'full')
+    assert m['resumed_after'] == 1 and (tmp_path/'full/model.pkl').exists()
+
+def test_resume_refusals_one_line_exit_2(syn, tmp_path):
+    run = tmp_path/'run'; run.mkdir()
+    torch.save({'weights': {}}, run/'checkpoint.pth')
+    r = cli('--data', syn, *ARGS, '--resume', run)
+    assert r.returncode == 2 and 'another model' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    (run/'checkpoint.pth').write_bytes(b'\x00garbage')
+    r = cli('--data', syn, *ARGS, '--resume', run)
+    assert r.returncode == 2 and 'not a readable cifar_fastai checkpoint' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = cli('--data', syn, *ARGS, '--resume', tmp_path/'nothing')
+    assert r.returncode == 2 and 'nothing to resume' in r.stderr, r.stderr
+
+def test_resume_with_other_hyperparameters_needs_force(syn, tmp_path):
+    from cifar_fastai.train import train
+    from fastai.callback.core import Callback
+    class Stop(Callback):
+        def after_batch(self):
+            if self.epoch==1: raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt): train(syn, epochs=2, bs=8, lr_max=1e-3, seed=0, out=tmp_path/'r', bar=False, cbs=Stop())
+    r = cli('--data', syn, '--epochs', 2, '--bs', 8, '--lr_max', 2e-3, '--seed', 0, '--resume', tmp_path/'r')
+    assert r.returncode == 2 and 'lr_max=0.001 (now 0.002)' in r.stderr and '--force' in r.stderr, r.stderr
+    r = cli('--data', syn, '--epochs', 2, '--bs', 8, '--lr_max', 2e-3, '--seed', 0, '--resume', tmp_path/'r', '--force')
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path/'r/metrics.json').read_text())['lr_max'] == 2e-3
