@@ -192,7 +192,7 @@ def _resume_cmd(out):
     if '--resume' in argv: i = argv.index('--resume'); argv = argv[:i]+argv[i+2:]
     return ' '.join(['python -m cifar_fastai.train', *map(shlex.quote, argv), '--resume', shlex.quote(str(out))])
 
-# %% ../nbs/05_train.ipynb #485dfb0a
+# %% ../nbs/05_train.ipynb #f0d61b37
 def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, else fastai's download
           epochs:int=24, # epochs of the one-cycle schedule
           bs:int=512, # batch size
@@ -249,6 +249,8 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
         t = time.time()
         learn.lr_find(num_it=lr_find_iters, show_plot=False, suggest_funcs=None)  # suggestions picked below, defensively
         t_find = time.time()-t
+        try: (out/learn.model_dir).rmdir()  # lr_find's folder for its temporary weights, empty again
+        except OSError: pass
         lrs, losses = L(learn.recorder.lrs).map(float), L(learn.recorder.losses).map(float)
         lr_max, how = pick_lr(lrs, losses, lr_find_iters)
         if lr_max is None: raise CifarError(f"the LR range test stopped after {len(lrs)} batches, too few to suggest an LR: pass --lr_max")
