@@ -32,11 +32,12 @@ def atomic_write(fn:Path, # destination
     finally: tmp.unlink(missing_ok=True)
     return fn
 
-# %% ../nbs/00_data.ipynb #26321b26
+# %% ../nbs/00_data.ipynb #5c848312
 def save_json(fn:Path, obj): return atomic_write(fn, lambda t: t.write_text(json.dumps(obj, indent=2, default=str)+'\n'))
 def save_fig(fn:Path, fig):
     "Save `fig` as a PNG atomically and close it"
-    atomic_write(fn, lambda t: fig.savefig(t, format='png', dpi=110, bbox_inches='tight')); plt.close(fig)
+    try: atomic_write(fn, lambda t: fig.savefig(t, format='png', dpi=110, bbox_inches='tight'))
+    finally: plt.close(fig)  # a failed write must not leave the figure open
     return Path(fn)
 
 # %% ../nbs/00_data.ipynb #b55ff699
