@@ -98,4 +98,5 @@ d = { 'settings': { 'branch': 'main',
                                     'cifar_fastai.train.pick_lr': ('train.html#pick_lr', 'cifar_fastai/train.py'),
                                     'cifar_fastai.train.plot_curves': ('train.html#plot_curves', 'cifar_fastai/train.py'),
                                     'cifar_fastai.train.plot_lr_find': ('train.html#plot_lr_find', 'cifar_fastai/train.py'),
-                                    'cifar_fastai.train.train': ('train.html#train', 'cifar_fastai/train.py')}}}
+                                    'cifar_fastai.train.train': ('train.html#train', 'cifar_fastai/train.py'),
+                                    'cifar_fastai.train.write_report': ('train.html#write_report', 'cifar_fastai/train.py')}}}

@@ -8,7 +8,7 @@ def test_cli_trains_and_writes_artefacts(syn, tmp_path):
     r = cli('--data', syn, '--epochs', 3, '--bs', 8, '--lr_max', 1e-3, '--out', tmp_path/'run')
     assert r.returncode == 0, r.stderr
     run = tmp_path/'run'
-    assert {'metrics.json','history.csv','model.pkl','curves.png','train.log'} <= {f.name for f in run.iterdir()}
+    assert {'metrics.json','history.csv','model.pkl','curves.png','train.log','report.md','confusion_counts.png','gradcam.png','top_losses.png'} <= {f.name for f in run.iterdir()}
     m = json.loads((run/'metrics.json').read_text())
     assert m['test_accuracy'] > 0.5, m  # 10 classes: chance is 0.1
     assert m['epochs'] == 3 and m['bs'] == 8 and m['lr_max'] == 1e-3 and m['lr_max_from'] == 'given'
