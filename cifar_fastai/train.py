@@ -103,9 +103,9 @@ def plot_curves(recorder:Recorder):
     for a in ax: a.legend(); a.grid(alpha=.3)
     return fig
 
-# %% ../nbs/05_train.ipynb #68ce7ae5
+# %% ../nbs/05_train.ipynb #bfff8fd5
 CKPT_FORMAT = 1  # bump when the checkpoint's content changes
-HPARAMS = ('epochs','bs','lr_max','pct_start','seed','subset','cutout','lr_find_iters')  # what a resume must not change silently
+HPARAMS = ('epochs','bs','lr_max','pct_start','seed','subset','cutout','lr_find_iters','pil')  # what a resume must not change silently
 
 def _rng_state(dls): return dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(),
                                  cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
@@ -190,7 +190,7 @@ def _check_args(epochs, bs, lr_max, pct_start, subset, lr_find_iters):
     if subset is not None and not subset>0: raise CifarError(f"subset must be a fraction in (0,1] or a count > 1, got {subset}")
     if lr_max is None and lr_find_iters<10: raise CifarError(f"lr_find_iters must be >= 10 for a usable LR range test, got {lr_find_iters}")
 
-# %% ../nbs/05_train.ipynb #68b5c79f
+# %% ../nbs/05_train.ipynb #2472f6a1
 def _resume_state(run:Path, hp:dict, force:bool):
     "The checkpoint in `run`, after checking it was made with the hyper-parameters `hp`"
     run = Path(run); fn = run/'checkpoint.pth'
@@ -198,7 +198,7 @@ def _resume_state(run:Path, hp:dict, force:bool):
         if (run/'metrics.json').exists(): raise CifarError(f"{run} has finished (metrics.json is there): nothing to resume")
         raise CifarError(f"no checkpoint in {run}: nothing to resume")
     st = load_checkpoint(fn)
-    old = st['meta']['hparams']
+    old = {'pil':True, **st['meta']['hparams']}  # checkpoints older than the cache came from the per-image pipeline
     diff = [f"{k}={old[k]} (now {hp[k]})" for k in HPARAMS if hp[k]!=old[k] and not (k=='lr_max' and hp[k] is None)]
     if diff and not force: raise CifarError(f"{run} was trained with {', '.join(diff)}: pass the same arguments to resume, or --force to use the new ones")
     return st
@@ -211,7 +211,7 @@ def _resume_cmd(out):
     if '--resume' in argv: i = argv.index('--resume'); argv = argv[:i]+argv[i+2:]
     return ' '.join(['python -m cifar_fastai.train', *map(shlex.quote, argv), '--resume', shlex.quote(str(out))])
 
-# %% ../nbs/05_train.ipynb #e921f322
+# %% ../nbs/05_train.ipynb #a6ac5db8
 def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, else fastai's download
           epochs:int=24, # epochs of the one-cycle schedule
           bs:int=512, # batch size
@@ -222,9 +222,10 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
           subset:float=None, # train on this fraction (<=1) or this many (>1) training images; the test set stays whole
           lr_find_iters:int=100, # batches of the LR range test (each costs ~10-20 s at bs 512 on a 2-core CPU)
           cutout:int=16, # Cutout square side; 0: none
-          num_workers:int=None, # loader processes; None: 0 on CPU, all cores on CUDA
+          pil:bool=False, # per-image PIL pipeline (any image folder) instead of the uint8 cache with batch augmentation
+          num_workers:int=None, # per-image pipeline's loader processes; None: 0 on CPU, all cores on CUDA
           device:str=None, # 'cpu', 'cuda', …; None: CUDA when present
-          verify:bool=True, # check every image opens before training
+          verify:bool=True, # per-image pipeline: check every image opens before training (the cache decodes them all anyway)
           bar:bool=None, # progress bars; None: when stdout is a terminal
           resume:str=None, # run folder to continue from its last complete epoch (same arguments as its start)
           force:bool=False, # resume even if the arguments differ from the checkpoint's
@@ -240,7 +241,7 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
     dev = torch.device(device) if device else default_device()
     if dev.type=='cuda' and not torch.cuda.is_available(): raise CifarError("device cuda requested but CUDA is not available")
     set_seed(seed, reproducible=True)
-    dls = cifar_dls(data, bs=bs, subset=subset, seed=seed, num_workers=num_workers, device=dev, verify=verify, cutout=cutout)
+    dls = cifar_dls(data, bs=bs, subset=subset, seed=seed, pil=pil, num_workers=num_workers, device=dev, verify=verify, cutout=cutout)
     out = Path(resume) if resume else new_run_dir(out)  # only once the data is known good: a failed start leaves no empty run folder
     bar = ifnone(bar, sys.stdout.isatty())
     log = RunLog(out/'train.log', echo=not bar)
@@ -249,9 +250,11 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
     learn.recorder.train_metrics = True  # train accuracy too, as in the reference log
     if not bar: learn.remove_cb(ProgressCallback); learn.logger = noop  # RunLog prints instead of the Recorder's raw lists
     learn.add_cb(log)
-    gpu = f"cuda ({torch.cuda.get_device_name(dev)}), fp16 mixed precision, channels_last" if dev.type=='cuda' else "cpu (no CUDA), fp32"
+    gpu = f"cuda ({torch.cuda.get_device_name(dev)}), fp16 mixed precision, channels_last" if dev.type=='cuda' else "cpu (no CUDA), fp32, channels_last"
     say(f"cifar_fastai: device {gpu}; {len(dls.train_ds):,} train / {len(dls.valid_ds):,} test images, "
         f"{len(dls.train)} batches of {bs} per epoch; run folder {out}")
+    say(f"data: per-image PIL pipeline, {dls.train.fake_l.num_workers} loader process(es)" if pil else
+        f"data: uint8 cache {dls.cache.fn or 'in memory (no writable place for its file)'}, {'built' if dls.cache.built else 'loaded'} in {dls.cache.secs:.1f} s; augmentation per batch")
     t_find, start = 0., 0
     if prev:
         if prev['meta']['n_train']!=len(dls.train_ds) or prev['meta']['classes']!=list(dls.vocab):
@@ -298,6 +301,7 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
                    lr_max=lr_max, lr_max_from=how, epochs=epochs, bs=bs, pct_start=pct_start,
                    n_train=len(dls.train_ds), n_test=len(dls.valid_ds), classes=list(dls.vocab), resumed_after=prev['epoch'] if prev else None,
                    seconds=dict(lr_find=round(t_find,1), fit=round(sum(h['times']),1), per_epoch=round(float(np.mean(h['times'])),1)),
+                   data=dict(pipeline='pil') if pil else dict(pipeline='cache', cache=str(dls.cache.fn), cache_built=dls.cache.built, cache_seconds=round(dls.cache.secs,1)),
                    device=gpu, cpus=os.cpu_count(), threads=torch.get_num_threads(), versions=_versions(), args=args)
     save_fig(out/'curves.png', plot_curves(rec))
     pics = interpretation_report(learn, out)  # one more pass over the test set: confusion matrices, top losses, Grad-CAM
@@ -310,7 +314,7 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
         f"{_hms(np.mean(h['times']))} per epoch; artefacts in {out}")
     return learn, metrics
 
-# %% ../nbs/05_train.ipynb #1a3ae6fa
+# %% ../nbs/05_train.ipynb #55e4b1f6
 @call_parse
 def main(data:str=None, # CIFAR-10 folder or .tgz; default: $CIFAR_FASTAI_DATA, else fastai's download
          epochs:int=24, # epochs of the one-cycle schedule
@@ -322,15 +326,16 @@ def main(data:str=None, # CIFAR-10 folder or .tgz; default: $CIFAR_FASTAI_DATA, 
          subset:float=None, # fraction (<=1) or count (>1) of training images to use
          lr_find_iters:int=100, # batches of the LR range test
          cutout:int=16, # Cutout square side; 0: none
-         num_workers:int=None, # data loader processes (default: 0 on CPU, all cores on CUDA)
+         pil:bool=False, # per-image PIL pipeline (any image folder) instead of the uint8 cache
+         num_workers:int=None, # --pil: data loader processes (default: 0 on CPU, all cores on CUDA)
          device:str=None, # cpu or cuda (default: CUDA when present)
-         no_verify:bool=False, # skip checking that every image opens
+         no_verify:bool=False, # --pil: skip checking that every image opens
          resume:str=None, # run folder to continue from its last complete epoch (same arguments as its start)
          force:bool=False, # resume even if the arguments differ from the checkpoint's
         ):
     "Train the custom ResNet on CIFAR-10 with fastai's one-cycle Adam"
     try: train(data, epochs=epochs, bs=bs, lr_max=lr_max, pct_start=pct_start, seed=seed, out=out, subset=subset,
-               lr_find_iters=lr_find_iters, cutout=cutout, num_workers=num_workers, device=device, verify=not no_verify,
+               lr_find_iters=lr_find_iters, cutout=cutout, pil=pil, num_workers=num_workers, device=device, verify=not no_verify,
                resume=resume, force=force)
     except CifarError as e: print(f"cifar_fastai: error: {' '.join(str(e).split())}", file=sys.stderr); sys.exit(2)  # always one line
     except KeyboardInterrupt: sys.exit(130)  # `train` has said what was saved and how to resume
