@@ -205,7 +205,7 @@ class CifarCache:
                  fn:Path=None, # the cache file
                  built:bool=False, # decoded now (True) or loaded (False)
                  secs:float=0., # time to decode or load
-                ): store_attr(); self._dev, self._index = {}, None
+                ): store_attr(store_args=False); self._dev, self._index = {}, None  # no `__stored_args__`: a second reference to the pixels
     def __len__(self): return len(self.y)
     def __repr__(self):
         return f"CifarCache({self.n_train:,} train + {len(self)-self.n_train:,} test images, {'built' if self.built else 'loaded'} in {self.secs:.1f} s, {self.fn})"

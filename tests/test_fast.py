@@ -1,5 +1,5 @@
 "The fast path end to end: its cache is rebuilt exactly when the images change, and its DataLoader augments like the per-image path"
-import os, shutil, time
+import os, shutil, time, pickle, zipfile
 import numpy as np, pytest, torch
 from PIL import Image
 from fastai.vision.all import cifar_stats, set_seed
@@ -116,6 +116,9 @@ def test_exported_learner_has_no_pixels_and_predicts_any_size(data, tmp_path):
     exp = load_learner(tmp_path/'run/model.pkl')
     ci = [f for f in exp.dls.valid.dataset.tls[0].tfms.fs if isinstance(f, CacheImage)]
     assert len(ci)==1 and ci[0].cache.x is None and ci[0].cache.files==[]  # the pixels stayed out of model.pkl
+    with zipfile.ZipFile(tmp_path/'run/model.pkl') as z: sizes = [i.file_size for i in z.infolist()]
+    assert learn.dls.cache.x.nbytes not in sizes  # not even as a tensor the loaded learner doesn't show
+    assert len(pickle.dumps(learn.dls.cache)) < learn.dls.cache.x.nbytes/10
     a = np.random.default_rng(0).integers(0, 256, (40,40,3), dtype=np.uint8)
     Image.fromarray(a).save(tmp_path/'big.png'); Image.fromarray(a[4:36,4:36]).save(tmp_path/'centre.png')
     pb, pc = exp.predict(tmp_path/'big.png')[2], exp.predict(tmp_path/'centre.png')[2]
