@@ -14,14 +14,19 @@ import matplotlib.pyplot as plt
 from .augment import *
 
 # %% auto #0
-__all__ = ['ENV_VAR', 'STAMP', 'PALETTE', 'CIFAR_CLASSES', 'CACHE_FORMAT', 'CACHE_NAME', 'CifarError', 'atomic_write',
+__all__ = ['ENV_VAR', 'STAMP', 'PALETTE', 'CIFAR_CLASSES', 'CACHE_FORMAT', 'CACHE_NAME', 'CifarError', 'err_line', 'atomic_write',
            'save_json', 'save_fig', 'extract_tgz', 'cifar_root', 'cifar_source', 'check_images', 'check_layout',
            'make_synthetic_cifar', 'cifar_items', 'CifarCache', 'cifar_cache', 'CacheImage', 'CacheDL', 'cache_items',
            'cifar_dblock', 'cifar_dls']
 
-# %% ../nbs/00_data.ipynb #2dd06b58
+# %% ../nbs/00_data.ipynb #32d1a0b0
 class CifarError(ValueError):
     "A problem the user can fix: the CLI prints its one-line message and exits with code 2"
+
+def err_line(e:Exception)->str:
+    "The first line of an exception's message (an `OSError`'s `strerror` if it has one), else its type's name"
+    s = getattr(e, 'strerror', None) or str(e)
+    return s.splitlines()[0] if s.strip() else type(e).__name__
 
 # %% ../nbs/00_data.ipynb #73ad857f
 def atomic_write(fn:Path, # destination
@@ -46,7 +51,7 @@ def save_fig(fn:Path, fig):
 ENV_VAR = 'CIFAR_FASTAI_DATA'  # default for `data` when none is passed
 STAMP = '.cifar_fastai_extracted'  # marks a complete extraction, with the archive's size and mtime
 
-# %% ../nbs/00_data.ipynb #50ff43b2
+# %% ../nbs/00_data.ipynb #4e734f68
 def extract_tgz(fn:Path, # a `.tgz`/`.tar.gz`/`.tar` archive
                 dest:Path=None, # folder to extract into; default: fastai's data folder, else next to `fn`
                )->Path:
@@ -66,8 +71,7 @@ def extract_tgz(fn:Path, # a `.tgz`/`.tar.gz`/`.tar` archive
             with tarfile.open(fn) as tf: tf.extractall(tmp, filter='data')  # 'data' refuses absolute paths and links out of tmp
         except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
             shutil.rmtree(tmp, ignore_errors=True)
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise CifarError(f"cannot extract {fn}: {msg} (corrupt or truncated archive?)") from None
+            raise CifarError(f"cannot extract {fn}: {err_line(e)} (corrupt or truncated archive?)") from None
         (tmp/STAMP).write_text(stamp)
         out = base/name
         if out.exists(): shutil.rmtree(out)  # a stale extraction of an older archive with the same name
@@ -162,7 +166,7 @@ def make_synthetic_cifar(dest:Path, # folder to create (fastai's layout goes ins
                 Image.fromarray(im).save(dest/split/CIFAR_CLASSES[c]/f'{i:04d}.{ext}')
     return dest
 
-# %% ../nbs/00_data.ipynb #d0f35630
+# %% ../nbs/00_data.ipynb #20143bd1
 def _subset_idx(n:int, subset:float=None, seed:int=None)->np.ndarray:
     "Sorted indices of a reproducible random `subset` of `n` training images (fraction <=1 or count >1); all when `subset` is None"
     if subset is None: return np.arange(n)
@@ -170,21 +174,21 @@ def _subset_idx(n:int, subset:float=None, seed:int=None)->np.ndarray:
     if not 0<k<=n: raise CifarError(f"subset {subset} keeps {k} of {n} training images: use 0<subset<=1 or a count up to {n}")
     return np.sort(np.random.default_rng(seed).permutation(n)[:k])  # own RNG: the same subset whatever else was drawn
 
-def _check_lost(subset, trn_labels, tst_labels):
-    lost = sorted(set(tst_labels) - set(trn_labels))
-    if lost: raise CifarError(f"subset {subset} keeps no training image of class {', '.join(lost)}: use a larger subset")
+def _with_subset(trn:L, tst:L, subset, seed)->L:
+    "Training files (a random `subset` of them, keeping every test class) then test files"
+    if subset is not None:
+        trn = trn[_subset_idx(len(trn), subset, seed).tolist()]
+        lost = sorted(set(tst.map(parent_label)) - set(trn.map(parent_label)))
+        if lost: raise CifarError(f"subset {subset} keeps no training image of class {', '.join(lost)}: use a larger subset")
+    return trn + tst
 
-# %% ../nbs/00_data.ipynb #46caf595
+# %% ../nbs/00_data.ipynb #cdb60168
 def cifar_items(path:Path, # folder with train/ and test/
                 subset:float=None, # keep this fraction (<=1) or this many (>1) training images; None: all
                 seed:int=None, # seed for the subset draw
                ):
     "Image files under `path/train` and `path/test`, with an optional random subset of the training images"
-    trn, tst = get_image_files(Path(path)/'train'), get_image_files(Path(path)/'test')
-    if subset is not None:
-        trn = trn[_subset_idx(len(trn), subset, seed).tolist()]
-        _check_lost(subset, trn.map(parent_label), tst.map(parent_label))
-    return trn + tst
+    return _with_subset(get_image_files(Path(path)/'train'), get_image_files(Path(path)/'test'), subset, seed)
 
 # %% ../nbs/00_data.ipynb #4006de17
 CACHE_FORMAT = 1  # bump when the cache file's content changes
@@ -198,7 +202,7 @@ def _fingerprint(path:Path, files)->str:
         h.update(f'{f.relative_to(path)}|{st.st_size}|{st.st_mtime_ns}\n'.encode())
     return h.hexdigest()
 
-# %% ../nbs/00_data.ipynb #fb781046
+# %% ../nbs/00_data.ipynb #05df585c
 class CifarCache:
     "A CIFAR folder decoded once: uint8 images `x` (n,3,h,w) and label codes `y` into `vocab`, the `n_train` training images first"
     def __init__(self, x:Tensor, y:Tensor, vocab:list, files:list, n_train:int,
@@ -319,17 +323,13 @@ class CacheDL(TfmdDL):
             i = rows[b].to(x.device)  # (bs,) cache rows of this batch
             yield (TensorImage(x[i]), y[b.to(x.device)]) if y is not None else (TensorImage(x[i]),)
 
-# %% ../nbs/00_data.ipynb #90c96c42
+# %% ../nbs/00_data.ipynb #fb5c0d4d
 def cache_items(cache:CifarCache, # from `cifar_cache`
                 subset:float=None, # keep this fraction (<=1) or this many (>1) training images; None: all
                 seed:int=None, # seed for the subset draw
                )->L:
     "The cached image files, training (an optional random subset) then test: the same list as `cifar_items`"
-    trn, tst = L(cache.files[:cache.n_train]), L(cache.files[cache.n_train:])
-    if subset is not None:
-        trn = trn[_subset_idx(len(trn), subset, seed).tolist()]
-        _check_lost(subset, trn.map(parent_label), tst.map(parent_label))
-    return trn + tst
+    return _with_subset(L(cache.files[:cache.n_train]), L(cache.files[cache.n_train:]), subset, seed)
 
 # %% ../nbs/00_data.ipynb #cb3231fb
 def cifar_dblock(subset:float=None, # keep this fraction (<=1) or this many (>1) training images

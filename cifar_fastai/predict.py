@@ -16,11 +16,6 @@ from fastcore.script import Param, call_parse  # after the star import: it bring
 __all__ = ['cifar_image', 'load_cifar_learner', 'predict', 'format_result', 'main']
 
 # %% ../nbs/06_predict.ipynb #8e1fa3b0
-def _msg(e:Exception)->str:
-    "The first line of an exception's message, else its type's name"
-    s = getattr(e, 'strerror', None) or str(e)
-    return s.splitlines()[0] if s.strip() else type(e).__name__
-
 def cifar_image(fn:Path, # any image file Pillow reads
                 size:int=32, # side of the model's input
                )->PILImage:
@@ -36,7 +31,7 @@ def cifar_image(fn:Path, # any image file Pillow reads
             if im.size != (size,size): im = im.resize((size,size), Image.Resampling.LANCZOS)  # antialiased: the filter widens when shrinking
     except FileNotFoundError: raise CifarError(f"image not found: {fn}") from None
     except UnidentifiedImageError: raise CifarError(f"cannot read image {fn}: not an image file Pillow knows") from None
-    except Exception as e: raise CifarError(f"cannot read image {fn}: {_msg(e)}") from None
+    except Exception as e: raise CifarError(f"cannot read image {fn}: {err_line(e)}") from None
     return PILImage(im)
 
 # %% ../nbs/06_predict.ipynb #82cadb4a
@@ -51,7 +46,7 @@ def load_cifar_learner(model_path:Path, # a `model.pkl` written by `train`
         warnings.filterwarnings('ignore', message='load_learner` uses Python', category=UserWarning)  # said in our docs instead
         try: learn = load_learner(p, cpu=True)
         except UnboundLocalError: raise CifarError(f"{not_ours}: it refers to Python code that is not installed here") from None  # fastai swallows the ImportError
-        except Exception as e: raise CifarError(f"{not_ours} ({type(e).__name__}: {_msg(e)})") from None
+        except Exception as e: raise CifarError(f"{not_ours} ({type(e).__name__}: {err_line(e)})") from None
     if not isinstance(learn, Learner) or not isinstance(learn.model, CifarResNet) or not hasattr(learn.dls, 'vocab'):
         raise CifarError(f"{not_ours}: it holds a {type(getattr(learn, 'model', learn)).__name__}, not a learner of a CifarResNet")
     return learn

@@ -46,15 +46,15 @@ def pick_lr(lrs, # LRs recorded by the range test
         if lr is not None and np.isfinite(float(lr)) and float(lr)>0: return float(lr), f.__name__
     return None, None
 
-# %% ../nbs/05_train.ipynb #0c8fa50c
+# %% ../nbs/05_train.ipynb #6ff5d73f
 def _hms(s): s = int(s); return f'{s//3600}:{s%3600//60:02d}:{s%60:02d}'
 
 class RunLog(Callback):
     "Per-epoch lines (and one a minute inside an epoch) to `log`, and to stdout when `echo`"
     order = Recorder.order+10  # after the Recorder has stored the epoch's metrics
     def __init__(self, log:Path, echo:bool=True, every:float=60.): store_attr(); self.t_fit = None
-    def say(self, msg):
-        if self.echo: print(msg, flush=True)
+    def say(self, msg, echo:bool=None): # echo: None → `self.echo`
+        if ifnone(echo, self.echo): print(msg, flush=True)
         with open(self.log, 'a') as f: f.write(msg+'\n')
     def before_fit(self):
         self.in_lr_find = hasattr(self.learn, 'lr_finder')
@@ -211,7 +211,7 @@ def _resume_cmd(out):
     if '--resume' in argv: i = argv.index('--resume'); argv = argv[:i]+argv[i+2:]
     return ' '.join(['python -m cifar_fastai.train', *map(shlex.quote, argv), '--resume', shlex.quote(str(out))])
 
-# %% ../nbs/05_train.ipynb #a6ac5db8
+# %% ../nbs/05_train.ipynb #1e093bac
 def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, else fastai's download
           epochs:int=24, # epochs of the one-cycle schedule
           bs:int=512, # batch size
@@ -245,7 +245,7 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
     out = Path(resume) if resume else new_run_dir(out)  # only once the data is known good: a failed start leaves no empty run folder
     bar = ifnone(bar, sys.stdout.isatty())
     log = RunLog(out/'train.log', echo=not bar)
-    say = lambda m: (print(m, flush=True), open(out/'train.log','a').write(m+'\n'))
+    say = partial(log.say, echo=True)  # run-level lines: always printed, bars or not
     learn = cifar_learner(dls, path=out)
     learn.recorder.train_metrics = True  # train accuracy too, as in the reference log
     if not bar: learn.remove_cb(ProgressCallback); learn.logger = noop  # RunLog prints instead of the Recorder's raw lists
