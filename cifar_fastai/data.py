@@ -319,14 +319,15 @@ class CacheDL(TfmdDL):
 
     def create_batches(self, samps):
         src = self._src()
-        if src is None: yield from super().create_batches(samps); return
+        if src is None or self.prebatched: yield from super().create_batches(samps); return
         cache, rows, y = src
         x = cache.on(self.device)[0]  # (n,3,h,w) uint8; on CUDA the whole cache moves to the GPU once
-        if y is not None: y = y.to(x.device)
-        for b in self.chunkify(samps):
-            b = tensor(b)
-            i = rows[b].to(x.device)  # (bs,) cache rows of this batch
-            yield (TensorImage(x[i]), y[b.to(x.device)]) if y is not None else (TensorImage(x[i]),)
+        s = torch.as_tensor(list(samps), dtype=torch.long)  # this epoch's order, drawn by the loader's own RNG
+        r = rows[s].to(x.device)  # cache rows in batch order: one small copy per epoch, not a blocking one per batch
+        y = None if y is None else y[s].to(x.device)
+        n = len(s) - (len(s)%self.bs if self.drop_last else 0)
+        for i in range(0, n, self.bs):  # slices of tensors already on the device
+            yield (TensorImage(x[r[i:i+self.bs]]), y[i:i+self.bs]) if y is not None else (TensorImage(x[r[i:i+self.bs]]),)
 
 # %% ../nbs/00_data.ipynb #fb5c0d4d
 def cache_items(cache:CifarCache, # from `cifar_cache`
@@ -346,7 +347,7 @@ def cifar_dblock(subset:float=None, # keep this fraction (<=1) or this many (>1)
                  cache:CifarCache=None, # fast path: pixels from this cache, pad/crop/flip per batch; None: per-image PIL path
                 )->DataBlock:
     "CIFAR-10 as a fastai `DataBlock`: test set as validation, pad/crop/flip, Normalize and Cutout (a batch transform)"
-    batch_tfms = [Normalize.from_stats(*cifar_stats)] + ([Cutout(cutout)] if cutout else [])
+    batch_tfms = [Normalize.from_stats(*cifar_stats, cuda=False)] + ([Cutout(cutout)] if cutout else [])  # cuda=False: fastai's default touches GPU 0 even for a CPU run; the loaders move it to their device
     if cache is None:
         item_tfms = ([CropPad(size+2*pad, pad_mode=PadMode.Reflection), RandomCrop(size)] if pad else []) + ([FlipItem(0.5)] if flip else [])
         blocks = (ImageBlock, CategoryBlock)
@@ -377,13 +378,14 @@ def cifar_dls(data:str|Path=None, # folder, `.tgz`, or None (see `cifar_source`)
     if pil:
         check_layout(path, verify=verify)
         cache, source = None, path
-        if num_workers is None: num_workers = defaults.cpus if device.type=='cuda' else 0
+        if num_workers is None: num_workers = min(16, defaults.cpus) if device.type=='cuda' else 0  # fastai's cap
     else:
         if num_workers: warnings.warn(f"num_workers={num_workers} ignored: the uint8 cache serves batches in the main process (workers are for pil=True)")
         cache = source = cifar_cache(path); num_workers = 0  # batches are one indexing op in memory: workers would only add copies
     dblock = cifar_dblock(subset=subset, seed=seed, cache=cache, **kwargs)
     n_trn = len(dblock.splitter(dblock.get_items(source))[0])
     if n_trn < bs: raise CifarError(f"bs {bs} is larger than the {n_trn} training images (the last partial batch is dropped): lower --bs")
-    dls = dblock.dataloaders(source, path=path, bs=bs, num_workers=num_workers, device=device, pin_memory=pil and device.type=='cuda')
+    dls = dblock.dataloaders(source, path=path, bs=bs, num_workers=num_workers, device=device, pin_memory=pil and device.type=='cuda',
+                             persistent_workers=num_workers>0)  # workers forked once, not at every epoch
     dls.cache = cache
     return dls

@@ -149,7 +149,7 @@ def _gradcam(model:nn.Module, xb:Tensor, cls=None, layer:nn.Module=None, vocab=N
     xb = xb.as_subclass(Tensor).detach().to(first(model.parameters()).device).requires_grad_()  # layer's output needs a gradient even with frozen weights
     try:
         model.eval()  # BatchNorm: running statistics, not updated; images independent of each other
-        with torch.enable_grad(), hook_output(layer, detach=False) as hk:
+        with torch.enable_grad(), torch.autocast(xb.device.type, enabled=False), hook_output(layer, detach=False) as hk:  # fp32 even inside an autocast: fp16 gradients underflow
             out = model(xb)  # (bs,n_out) logits
             acts = hk.stored  # (bs,c,h',w'), still in the graph
             idx = _cls_idx(cls, out, vocab)

@@ -7,9 +7,10 @@ from __future__ import annotations
 import sys, json, warnings
 from PIL import ImageOps, UnidentifiedImageError
 from .data import *
-from .model import *
-from .interpret import *
 from fastai.vision.all import *
+from .model import *  # after fastai's: our `ResBlock`, not fastai's
+from .learner import resolve_precision  # and `Learner.to_precision`
+from .interpret import *
 from fastcore.script import Param, call_parse  # after the star import: it brings fastcore.xml's HTML `Param`
 
 # %% auto #0
@@ -36,8 +37,9 @@ def cifar_image(fn:Path, # any image file Pillow reads
 
 # %% ../nbs/06_predict.ipynb #82cadb4a
 def load_cifar_learner(model_path:Path, # a `model.pkl` written by `train`
+                       precision:str='auto', # as in `cifar_learner`, for this machine: bf16 where the CPU computes it natively, else fp32
                       )->Learner:
-    "The learner exported by `train`, on the CPU; `CifarError` if the file is missing or holds something else"
+    "The learner exported by `train`, on the CPU, channels-last, in `precision`; `CifarError` if the file is missing or holds something else"
     p = Path(model_path).expanduser()
     if not p.exists(): raise CifarError(f"model file not found: {p}")
     if p.is_dir(): raise CifarError(f"model path is a folder: {p} (pass the model.pkl inside it)")
@@ -49,7 +51,9 @@ def load_cifar_learner(model_path:Path, # a `model.pkl` written by `train`
         except Exception as e: raise CifarError(f"{not_ours} ({type(e).__name__}: {err_line(e)})") from None
     if not isinstance(learn, Learner) or not isinstance(learn.model, CifarResNet) or not hasattr(learn.dls, 'vocab'):
         raise CifarError(f"{not_ours}: it holds a {type(getattr(learn, 'model', learn)).__name__}, not a learner of a CifarResNet")
-    return learn
+    learn.model = learn.model.to(memory_format=torch.channels_last)  # `load_learner(cpu=True)` made it contiguous and fp32
+    learn.to_channelslast(use_amp=False)
+    return learn.to_precision(precision)  # what this machine computes fastest, not what the training machine did
 
 # %% ../nbs/06_predict.ipynb #c3350541
 def _unique_png(out:Path, stem:str, used:set)->Path:
@@ -62,11 +66,12 @@ def _unique_png(out:Path, stem:str, used:set)->Path:
 def predict(model_path:Path, # a `model.pkl` written by `train`
             images:list, # image files, any size and mode (see `cifar_image`)
             topk:int=3, # classes per image, most probable first (at most all classes)
-            gradcam:Path=None, # folder for one Grad-CAM overlay PNG per image
+            gradcam:Path=None, # folder for one Grad-CAM overlay PNG per image (computed in fp32)
+            precision:str='auto', # 'auto', 'fp32', 'bf16' or 'fp16' (see `cifar_learner`)
            )->list:
     "For each image a dict: `image`, `top` (`topk` of {'class','prob'}) and `gradcam` (a PNG), or `error` when it cannot be read"
     if not (isinstance(topk, int) and topk >= 1): raise CifarError(f"topk must be a whole number >= 1, got {topk}")
-    learn = load_cifar_learner(model_path)
+    learn = load_cifar_learner(model_path, precision)
     vocab = [str(v) for v in learn.dls.vocab]
     out = Path(gradcam) if gradcam is not None else None
     if out is not None:
@@ -104,9 +109,10 @@ def main(model:str, # a model.pkl written by `python -m cifar_fastai.train`
          json:bool=False, # print a JSON list, one object per image, instead of text
          gradcam:str=None, # folder for one Grad-CAM overlay PNG per image
          topk:int=3, # classes per image, most probable first
+         precision:str='auto', # auto (bf16 on a CPU with native bf16, else fp32), fp32, bf16 or fp16
         ):
     "Predict the CIFAR-10 classes of images with a model trained by cifar_fastai"
-    try: res = predict(model, images, topk=topk, gradcam=gradcam)
+    try: res = predict(model, images, topk=topk, gradcam=gradcam, precision=precision)
     except CifarError as e: _error(e); sys.exit(2)
     except KeyboardInterrupt: print("cifar_fastai: interrupted", file=sys.stderr); sys.exit(130)
     for r in res:

@@ -6,17 +6,17 @@
 from __future__ import annotations
 import sys, os, json, time, platform, random, shlex
 from .data import *
-from .model import *
-from .learner import *
-from .interpret import *
 from fastai.vision.all import *
 from fastai.callback.progress import ProgressCallback
 import matplotlib
 import matplotlib.pyplot as plt
+from .model import *  # after fastai's: our `ResBlock`, not fastai's
+from .learner import *
+from .interpret import *
 
 # %% auto #0
-__all__ = ['CKPT_FORMAT', 'HPARAMS', 'new_run_dir', 'pick_lr', 'RunLog', 'plot_lr_find', 'plot_curves', 'Checkpoint',
-           'load_checkpoint', 'write_report', 'train', 'main']
+__all__ = ['CKPT_FORMAT', 'HPARAMS', 'new_run_dir', 'pick_lr', 'RunLog', 'plot_lr_find', 'plot_curves', 'opt_state_to',
+           'Checkpoint', 'load_checkpoint', 'write_report', 'seed_all', 'train', 'main']
 
 # %% ../nbs/05_train.ipynb #ad0ceb4a
 def new_run_dir(out:str|Path=None, # wanted folder; None: runs/<date-time>
@@ -105,27 +105,39 @@ def plot_curves(recorder:Recorder):
 
 # %% ../nbs/05_train.ipynb #bfff8fd5
 CKPT_FORMAT = 1  # bump when the checkpoint's content changes
-HPARAMS = ('epochs','bs','lr_max','pct_start','seed','subset','cutout','lr_find_iters','pil')  # what a resume must not change silently
+HPARAMS = ('epochs','bs','lr_max','pct_start','seed','subset','cutout','lr_find_iters','pil','precision')  # what a resume must not change silently
+
+def _dev(dls): return torch.device(dls.device or 'cpu')
 
 def _rng_state(dls): return dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state(),
-                                 cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                                 cuda=torch.cuda.get_rng_state(_dev(dls)) if _dev(dls).type=='cuda' else None,  # the GPU in use only
                                  dls=[dl.rng.getstate() for dl in dls.loaders])
 
 def _set_rng_state(dls, st):
     random.setstate(st['python']); np.random.set_state(st['numpy']); torch.set_rng_state(st['torch'])
-    if st['cuda'] is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
+    if isinstance(st['cuda'], Tensor) and _dev(dls).type=='cuda': torch.cuda.set_rng_state(st['cuda'], _dev(dls))  # older checkpoints: a list, not restored
     for dl,s in zip(dls.loaders, st['dls']): dl.rng.setstate(s)
+
+def opt_state_to(opt:Optimizer)->Optimizer:
+    "Move `opt`'s state (Adam's `grad_avg`, `sqr_avg`, …) to its parameters' devices, where `load_state_dict` does not"
+    for p,st in opt.state.items():
+        for k,v in st.items():
+            if isinstance(v, Tensor): st[k] = v.to(p.device)
+    return opt
 
 # %% ../nbs/05_train.ipynb #e3a8cd20
 class Checkpoint(Callback):
     "Write `history.csv` and a resumable checkpoint at the end of every epoch; keep the run's full history across resumes"
-    order = Recorder.order+20  # after the Recorder and RunLog have seen the epoch
+    order = Recorder.order+20  # after the Recorder, RunLog and the precision callback
     def __init__(self, out:Path, meta:dict, prev:dict=None):
         store_attr()
         self.base = (prev or {}).get('history') or dict(values=[], losses=[], hps={}, times=[])  # epochs before a resume
         self.hist, self.times = self.base, []
+    def _scaler(self): return sc if (sc := getattr(self.learn, 'scaler', None)) is not None and sc.is_enabled() else None  # fp16 only
     def before_fit(self):
-        if self.prev: self.recorder.smooth_loss.count, self.recorder.smooth_loss.val = self.prev['smooth_loss']  # the smoothed train loss goes on, not restarts
+        if not self.prev: return
+        self.recorder.smooth_loss.count, self.recorder.smooth_loss.val = self.prev['smooth_loss']  # the smoothed train loss goes on, not restarts
+        if self._scaler() and self.prev.get('scaler'): self._scaler().load_state_dict(self.prev['scaler'])  # the loss scale goes on, not 2**16 again
     def before_epoch(self): self.t = time.time()
     def after_epoch(self):
         if not self.recorder.values[-1]: return  # an epoch skipped by a resume
@@ -136,10 +148,10 @@ class Checkpoint(Callback):
                          hps={k: b['hps'].get(k, []) + [float(x) for x in v] for k,v in self.learn.param_scheduler.hps.items()},
                          times=b['times'] + self.times)
         self.write_history()
-        sl = self.recorder.smooth_loss
+        sl, sc = self.recorder.smooth_loss, self._scaler()
         st = dict(format=CKPT_FORMAT, model_class=type(self.model).__name__, epoch=self.epoch+1, meta=self.meta,
                   model=self.model.state_dict(), opt=self.opt.state_dict(), rng=_rng_state(self.dls),
-                  smooth_loss=(sl.count, sl.val), history=self.hist)
+                  smooth_loss=(sl.count, sl.val), scaler=sc.state_dict() if sc else None, history=self.hist)
         atomic_write(self.out/'checkpoint.pth', lambda t: torch.save(st, t))
     def write_history(self):
         "`history.csv` as fastai's `CSVLogger` writes it, rewritten atomically each epoch so a resume continues it"
@@ -198,7 +210,7 @@ def _resume_state(run:Path, hp:dict, force:bool):
         if (run/'metrics.json').exists(): raise CifarError(f"{run} has finished (metrics.json is there): nothing to resume")
         raise CifarError(f"no checkpoint in {run}: nothing to resume")
     st = load_checkpoint(fn)
-    old = {'pil':True, **st['meta']['hparams']}  # checkpoints older than the cache came from the per-image pipeline
+    old = {'pil':True, 'precision':'fp32', **st['meta']['hparams']}  # checkpoints older than the cache came from the per-image pipeline, older than `precision` trained in fp32 on the CPU
     diff = [f"{k}={old[k]} (now {hp[k]})" for k in HPARAMS if hp[k]!=old[k] and not (k=='lr_max' and hp[k] is None)]
     if diff and not force: raise CifarError(f"{run} was trained with {', '.join(diff)}: pass the same arguments to resume, or --force to use the new ones")
     return st
@@ -210,6 +222,13 @@ def _resume_cmd(out):
     argv = sys.argv[1:]
     if '--resume' in argv: i = argv.index('--resume'); argv = argv[:i]+argv[i+2:]
     return ' '.join(['python -m cifar_fastai.train', *map(shlex.quote, argv), '--resume', shlex.quote(str(out))])
+
+def seed_all(seed:int, # for Python, NumPy, torch and every GPU
+             deterministic:bool=False, # cuDNN: deterministic kernels, autotuning off (slower); False: autotuned kernels
+            ):
+    "Seed every RNG; on CUDA keep cuDNN's autotuner unless `deterministic` (fastai's `reproducible=True` always turns it off)"
+    set_seed(seed, reproducible=False)
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = not deterministic, deterministic
 
 # %% ../nbs/05_train.ipynb #1e093bac
 def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, else fastai's download
@@ -225,6 +244,8 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
           pil:bool=False, # per-image PIL pipeline (any image folder) instead of the uint8 cache with batch augmentation
           num_workers:int=None, # per-image pipeline's loader processes; None: 0 on CPU, all cores on CUDA
           device:str=None, # 'cpu', 'cuda', …; None: CUDA when present
+          precision:str='auto', # 'auto': fp16 on CUDA, bf16 on a CPU with native bf16, else fp32; or 'fp32', 'bf16', 'fp16'
+          deterministic:bool=False, # CUDA: deterministic cuDNN kernels instead of autotuned ones (slower; the CPU is deterministic anyway)
           verify:bool=True, # per-image pipeline: check every image opens before training (the cache decodes them all anyway)
           bar:bool=None, # progress bars; None: when stdout is a terminal
           resume:str=None, # run folder to continue from its last complete epoch (same arguments as its start)
@@ -234,24 +255,27 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
     "Train the custom ResNet on CIFAR-10 with one-cycle Adam; write the run's artefacts to `out`; return `(learn, metrics)`"
     t0 = time.time()
     args = {k:v for k,v in locals().items() if k not in ('t0','cbs')}
-    hp = {k:args[k] for k in HPARAMS}
     _check_args(epochs, bs, lr_max, pct_start, subset, lr_find_iters)
-    prev = _resume_state(resume, hp, force) if resume else None
-    if prev and lr_max is None: lr_max = prev['meta']['lr_max']
     dev = torch.device(device) if device else default_device()
     if dev.type=='cuda' and not torch.cuda.is_available(): raise CifarError("device cuda requested but CUDA is not available")
-    set_seed(seed, reproducible=True)
+    hp = {k:args[k] for k in HPARAMS} | dict(precision=resolve_precision(precision, dev))  # what 'auto' means on this machine
+    prev = _resume_state(resume, hp, force) if resume else None
+    if prev and lr_max is None: lr_max = prev['meta']['lr_max']
+    seed_all(seed, deterministic)
     dls = cifar_dls(data, bs=bs, subset=subset, seed=seed, pil=pil, num_workers=num_workers, device=dev, verify=verify, cutout=cutout)
     out = Path(resume) if resume else new_run_dir(out)  # only once the data is known good: a failed start leaves no empty run folder
     bar = ifnone(bar, sys.stdout.isatty())
     log = RunLog(out/'train.log', echo=not bar)
     say = partial(log.say, echo=True)  # run-level lines: always printed, bars or not
-    learn = cifar_learner(dls, path=out)
+    learn = cifar_learner(dls, path=out, precision=hp['precision'])
     learn.recorder.train_metrics = True  # train accuracy too, as in the reference log
     if not bar: learn.remove_cb(ProgressCallback); learn.logger = noop  # RunLog prints instead of the Recorder's raw lists
     learn.add_cb(log)
-    gpu = f"cuda ({torch.cuda.get_device_name(dev)}), fp16 mixed precision, channels_last" if dev.type=='cuda' else "cpu (no CUDA), fp32, channels_last"
-    say(f"cifar_fastai: device {gpu}; {len(dls.train_ds):,} train / {len(dls.valid_ds):,} test images, "
+    cpu = cpu_info() | dict(bf16_native=cpu_bf16_native()); cpu['flags'] = sorted(f for f in cpu['flags'] if 'avx' in f or 'amx' in f or f=='bf16')
+    gpu = f"cuda ({torch.cuda.get_device_name(dev)})" if dev.type=='cuda' else "cpu (no CUDA)"
+    say(f"cifar_fastai: device {gpu}, precision {learn.precision} (asked: {precision}), channels_last; "
+        f"CPU {cpu['model']}, {'native' if cpu['bf16_native'] else 'no native'} bf16, {torch.get_num_threads()} threads")
+    say(f"data: {len(dls.train_ds):,} train / {len(dls.valid_ds):,} test images, "
         f"{len(dls.train)} batches of {bs} per epoch; run folder {out}")
     say(f"data: per-image PIL pipeline, {dls.train.fake_l.num_workers} loader process(es)" if pil else
         f"data: uint8 cache {dls.cache.fn or 'in memory (no writable place for its file)'}, {'built' if dls.cache.built else 'loaded'} in {dls.cache.secs:.1f} s; augmentation per batch")
@@ -261,11 +285,12 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
             raise CifarError(f"the data differ from the checkpoint's ({prev['meta']['n_train']} training images, classes {prev['meta']['classes']})")
         try: learn.model.load_state_dict(prev['model'])
         except RuntimeError: raise CifarError(f"{out/'checkpoint.pth'} does not fit this model") from None
-        learn.create_opt(); learn.opt.load_state_dict(prev['opt'])
+        learn.create_opt(); learn.opt.load_state_dict(prev['opt']); opt_state_to(learn.opt)  # loaded on the CPU: to the parameters' device
         start, how, t_find = prev['epoch'], prev['meta']['lr_max_from'], prev['meta']['lr_find_seconds']
-        if start>=epochs: raise CifarError(f"the checkpoint has {start} epochs already, --epochs is {epochs}: nothing to do")
+        if start>epochs: raise CifarError(f"the checkpoint has {start} epochs already, --epochs is {epochs}: nothing to do")
         _set_rng_state(dls, prev['rng'])
-        say(f"resuming after epoch {start}/{epochs} with lr_max {lr_max:.2e}")
+        say(f"resuming after epoch {start}/{epochs} with lr_max {lr_max:.2e}" if start<epochs else
+            f"all {epochs} epochs were trained before the run stopped: writing its report, model.pkl and metrics.json")
     elif lr_max is None:
         say(f"LR range test: up to {lr_find_iters} batches of {bs} (pass --lr_max to skip it)")
         t = time.time()
@@ -284,10 +309,11 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
     meta = dict(hparams={**hp, 'lr_max':lr_max}, lr_max=lr_max, lr_max_from=how, lr_find_seconds=t_find,
                 n_train=len(dls.train_ds), classes=list(dls.vocab))
     ckpt = Checkpoint(out, meta, prev)
-    try: learn.fit_one_cycle(epochs, lr_max, pct_start=pct_start, cbs=[ckpt]+L(cbs), start_epoch=start)
+    try: learn.fit_one_cycle(epochs, lr_max, pct_start=pct_start, cbs=[ckpt]+L(cbs), start_epoch=start)  # start==epochs: skips them all
     except KeyboardInterrupt:
         done = len(ckpt.hist['values'])
-        say(f"interrupted in epoch {done+1}/{epochs}; " + (f"{done} epoch(s) are saved in {out/'checkpoint.pth'}; resume with: {_resume_cmd(out)}" if done else "no epoch was complete: nothing to resume"))
+        where = f"after the last epoch ({done}/{epochs}), before its report" if done==epochs else f"in epoch {done+1}/{epochs}"
+        say(f"interrupted {where}; " + (f"{done} epoch(s) are saved in {out/'checkpoint.pth'}; resume with: {_resume_cmd(out)}" if done else "no epoch was complete: nothing to resume"))
         raise
     learn.remove_cb(log)
     h = ckpt.hist
@@ -302,7 +328,8 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
                    n_train=len(dls.train_ds), n_test=len(dls.valid_ds), classes=list(dls.vocab), resumed_after=prev['epoch'] if prev else None,
                    seconds=dict(lr_find=round(t_find,1), fit=round(sum(h['times']),1), per_epoch=round(float(np.mean(h['times'])),1)),
                    data=dict(pipeline='pil') if pil else dict(pipeline='cache', cache=str(dls.cache.fn), cache_built=dls.cache.built, cache_seconds=round(dls.cache.secs,1)),
-                   device=gpu, cpus=os.cpu_count(), threads=torch.get_num_threads(), versions=_versions(), args=args)
+                   device=gpu, precision=learn.precision, deterministic=deterministic, cpu=cpu, cpus=os.cpu_count(), threads=torch.get_num_threads(),
+                   versions=_versions(), args=args)
     save_fig(out/'curves.png', plot_curves(rec))
     pics = interpretation_report(learn, out)  # one more pass over the test set: confusion matrices, top losses, Grad-CAM
     atomic_write(out/'model.pkl', lambda t: learn.export(t.resolve()))
@@ -329,13 +356,15 @@ def main(data:str=None, # CIFAR-10 folder or .tgz; default: $CIFAR_FASTAI_DATA, 
          pil:bool=False, # per-image PIL pipeline (any image folder) instead of the uint8 cache
          num_workers:int=None, # --pil: data loader processes (default: 0 on CPU, all cores on CUDA)
          device:str=None, # cpu or cuda (default: CUDA when present)
+         precision:str='auto', # auto (fp16 on CUDA, bf16 on a CPU with native bf16, else fp32), fp32, bf16 or fp16
+         deterministic:bool=False, # CUDA: deterministic cuDNN kernels instead of autotuned ones (slower)
          no_verify:bool=False, # --pil: skip checking that every image opens
          resume:str=None, # run folder to continue from its last complete epoch (same arguments as its start)
          force:bool=False, # resume even if the arguments differ from the checkpoint's
         ):
     "Train the custom ResNet on CIFAR-10 with fastai's one-cycle Adam"
     try: train(data, epochs=epochs, bs=bs, lr_max=lr_max, pct_start=pct_start, seed=seed, out=out, subset=subset,
-               lr_find_iters=lr_find_iters, cutout=cutout, pil=pil, num_workers=num_workers, device=device, verify=not no_verify,
+               lr_find_iters=lr_find_iters, cutout=cutout, pil=pil, num_workers=num_workers, device=device, precision=precision, deterministic=deterministic, verify=not no_verify,
                resume=resume, force=force)
     except CifarError as e: print(f"cifar_fastai: error: {' '.join(str(e).split())}", file=sys.stderr); sys.exit(2)  # always one line
     except KeyboardInterrupt: sys.exit(130)  # `train` has said what was saved and how to resume

@@ -14,6 +14,10 @@ def test_cli_trains_and_writes_artefacts(syn, tmp_path):
     assert m['epochs'] == 3 and m['bs'] == 8 and m['lr_max'] == 1e-3 and m['lr_max_from'] == 'given'
     assert m['n_train'] == 80 and m['n_test'] == 40
     assert m['device'].startswith('cpu') and m['versions']['fastai'] == '2.8.7'
+    from cifar_fastai.learner import resolve_precision, cpu_info
+    assert m['precision'] == resolve_precision('auto', 'cpu') and m['cpu']['model'] == cpu_info()['model'] and m['deterministic'] is False
+    first = r.stdout.splitlines()[0]
+    assert f"precision {m['precision']} (asked: auto)" in first and cpu_info()['model'] in first and 'bf16' in first, first
     h = pd.read_csv(run/'history.csv')
     assert len(h) == 3 and h['valid_accuracy'].iloc[-1] == pytest.approx(m['test_accuracy'], abs=1e-4)
     log = (run/'train.log').read_text().splitlines()
@@ -33,7 +37,7 @@ def test_cli_lr_find_picks_lr_and_never_overwrites(syn, tmp_path):
 def test_cli_help_lists_hyperparameters():
     r = cli('--help')
     assert r.returncode == 0
-    for a in ('--data','--epochs','--bs','--lr_max','--pct_start','--seed','--out','--subset','--lr_find_iters'): assert a in r.stdout
+    for a in ('--data','--epochs','--bs','--lr_max','--pct_start','--seed','--out','--subset','--lr_find_iters','--precision','--deterministic'): assert a in r.stdout
 
 def _bad_layouts(root, syn):
     "Folders that are not CIFAR in fastai's layout, each with the words its error must contain"
@@ -69,3 +73,29 @@ def test_cli_bad_args_one_line_exit_2(syn, tmp_path, args, words):
 def test_cli_wrong_type_is_argparse_error(syn):
     r = cli('--data', syn, '--epochs', 'two')
     assert r.returncode == 2 and 'invalid int value' in r.stderr and 'Traceback' not in r.stderr
+
+@pytest.mark.parametrize('native', [True, False])
+def test_auto_precision_follows_the_cpu(syn, tmp_path, monkeypatch, capsys, native):
+    "'auto' trains in bf16 where the CPU computes it natively and in fp32 where it does not (simulated both ways)"
+    import cifar_fastai.learner, cifar_fastai.train
+    from cifar_fastai.train import train
+    for mod in (cifar_fastai.learner, cifar_fastai.train): monkeypatch.setattr(mod, 'cpu_bf16_native', lambda info=None: native)
+    learn, m = train(syn, epochs=1, bs=16, lr_max=1e-3, seed=0, out=tmp_path/'run', bar=False)
+    want = 'bf16' if native else 'fp32'
+    assert m['precision'] == want and learn.precision == want and hasattr(learn, 'mixed_precision') == native
+    assert m['cpu']['bf16_native'] is native
+    first = capsys.readouterr().out.splitlines()[0]
+    assert f"precision {want} (asked: auto)" in first and ('native bf16' if native else 'no native bf16') in first, first
+
+def test_deterministic_switches_cudnn_autotuning_off(syn, tmp_path):
+    "cuDNN's autotuner stays on unless --deterministic (the flags are set on any machine; they matter on CUDA)"
+    import torch
+    from cifar_fastai.train import train
+    for det in (True, False):
+        _, m = train(syn, epochs=1, bs=16, lr_max=1e-3, seed=0, out=tmp_path/f'run{det}', bar=False, precision='fp32', deterministic=det)
+        assert (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, m['deterministic']) == (not det, det, det)
+
+def test_bad_precision_one_line_exit_2(syn, tmp_path):
+    r = cli('--data', syn, '--epochs', 1, '--bs', 8, '--precision', 'fp8', '--out', tmp_path/'run')
+    assert r.returncode == 2 and 'precision must be one of auto, fp32, bf16, fp16' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path/'run').exists()

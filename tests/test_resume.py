@@ -15,16 +15,19 @@ def weights(run):
         warnings.simplefilter('ignore')  # load_learner's pickle warning: these are our own files
         return load_learner(Path(run)/'model.pkl').model.state_dict()
 
-@pytest.fixture(scope='module')
-def straight(syn, tmp_path_factory):
-    "An uninterrupted run of the tiny recipe"
+@pytest.fixture(scope='module', params=['fp32', 'bf16'])
+def straight(syn, tmp_path_factory, request):
+    "An uninterrupted run of the tiny recipe, in fp32 and in bf16 (bf16 runs everywhere: emulated where the CPU lacks it, and still deterministic)"
     out = tmp_path_factory.mktemp('straight')/'run'
-    r = cli('--data', syn, *ARGS, '--out', out)
+    r = cli('--data', syn, *ARGS, '--precision', request.param, '--out', out)
     assert r.returncode == 0, r.stderr
+    assert json.loads((out/'metrics.json').read_text())['precision'] == request.param
     return out
 
+def prec(run): return json.loads((Path(run)/'metrics.json').read_text())['precision']
+
 def test_same_command_twice_same_metrics(syn, straight, tmp_path):
-    r = cli('--data', syn, *ARGS, '--out', tmp_path/'again')
+    r = cli('--data', syn, *ARGS, '--precision', prec(straight), '--out', tmp_path/'again')
     assert r.returncode == 0, r.stderr
     pd.testing.assert_frame_equal(hist(tmp_path/'again'), hist(straight))
     a, b = json.loads((tmp_path/'again/metrics.json').read_text()), json.loads((straight/'metrics.json').read_text())
@@ -39,12 +42,12 @@ from cifar_fastai.train import train
 class Kill(Callback):
     def after_batch(self):
         if self.epoch==1 and self.iter==2: os.kill(os.getpid(), signal.SIGKILL)  # 3rd of 10 batches of epoch 2
-train({str(syn)!r}, epochs=3, bs=8, lr_max=1e-3, seed=0, out={str(out)!r}, bar=False, cbs=Kill())
+train({str(syn)!r}, epochs=3, bs=8, lr_max=1e-3, seed=0, out={str(out)!r}, bar=False, cbs=Kill(), precision={prec(straight)!r})
 """
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=600)
     assert r.returncode == -signal.SIGKILL, r.stderr
     assert not (out/'metrics.json').exists() and len(hist(out)) == 1  # epoch 1 saved, epoch 2 lost
-    r = cli('--data', syn, *ARGS, '--resume', out)
+    r = cli('--data', syn, *ARGS, '--precision', prec(straight), '--resume', out)
     assert r.returncode == 0, r.stderr
     assert 'resuming after epoch 1/3' in r.stdout
     pd.testing.assert_frame_equal(hist(out), hist(straight))
@@ -56,7 +59,7 @@ train({str(syn)!r}, epochs=3, bs=8, lr_max=1e-3, seed=0, out={str(out)!r}, bar=F
 
 def test_ctrl_c_saves_and_says_how_to_resume(syn, straight, tmp_path):
     out = tmp_path/'ctrlc'
-    p = subprocess.Popen([sys.executable, '-m', 'cifar_fastai.train', '--data', str(syn), *map(str, ARGS), '--out', str(out)],
+    p = subprocess.Popen([sys.executable, '-m', 'cifar_fastai.train', '--data', str(syn), *map(str, ARGS), '--precision', prec(straight), '--out', str(out)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0 = time.time()
     while not (out/'checkpoint.pth').exists() and time.time()-t0 < 300 and p.poll() is None: time.sleep(0.05)
@@ -113,3 +116,61 @@ def test_resume_with_other_hyperparameters_needs_force(syn, tmp_path):
     r = cli('--data', syn, '--epochs', 2, '--bs', 8, '--lr_max', 2e-3, '--seed', 0, '--resume', tmp_path/'r', '--force')
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path/'r/metrics.json').read_text())['lr_max'] == 2e-3
+
+def test_killed_after_the_last_checkpoint_resume_finishes_the_run(syn, straight, tmp_path):
+    "Killed after the last epoch's checkpoint, before the report: --resume trains nothing and writes what an uninterrupted run writes"
+    out = tmp_path/'late'
+    code = f"""
+import os, signal
+from fastai.callback.core import Callback
+from cifar_fastai.train import train, Checkpoint
+class Kill(Callback):
+    order = Checkpoint.order+1  # the epoch's checkpoint is written
+    def after_epoch(self):
+        if self.epoch==2: os.kill(os.getpid(), signal.SIGKILL)
+train({str(syn)!r}, epochs=3, bs=8, lr_max=1e-3, seed=0, out={str(out)!r}, bar=False, cbs=Kill(), precision={prec(straight)!r})
+"""
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=600)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert not (out/'metrics.json').exists() and not (out/'model.pkl').exists() and len(hist(out)) == 3
+    r = cli('--data', syn, *ARGS, '--precision', prec(straight), '--resume', out)
+    assert r.returncode == 0, r.stderr
+    assert 'all 3 epochs were trained' in r.stdout and 'epoch 1/3' not in r.stdout  # nothing retrained
+    assert {f.name for f in straight.iterdir()} == {f.name for f in out.iterdir()}  # the same artefacts
+    pd.testing.assert_frame_equal(hist(out), hist(straight))
+    m, s = json.loads((out/'metrics.json').read_text()), json.loads((straight/'metrics.json').read_text())
+    assert [m[k] for k in ('test_accuracy','test_loss','train_loss','epochs')] == [s[k] for k in ('test_accuracy','test_loss','train_loss','epochs')]
+    wa, wb = weights(out), weights(straight)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+def test_resume_refuses_a_change_of_precision(syn, tmp_path):
+    from cifar_fastai.train import train
+    from fastai.callback.core import Callback
+    class Stop(Callback):
+        def after_batch(self):
+            if self.epoch==1: raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt): train(syn, epochs=2, bs=8, lr_max=1e-3, seed=0, out=tmp_path/'r', bar=False, cbs=Stop(), precision='bf16')
+    r = cli('--data', syn, '--epochs', 2, '--bs', 8, '--lr_max', 1e-3, '--seed', 0, '--precision', 'fp32', '--resume', tmp_path/'r')
+    assert r.returncode == 2 and 'precision=bf16 (now fp32)' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = cli('--data', syn, '--epochs', 2, '--bs', 8, '--lr_max', 1e-3, '--seed', 0, '--precision', 'fp32', '--resume', tmp_path/'r', '--force')
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path/'r/metrics.json').read_text())['precision'] == 'fp32'
+
+def test_fp16_grad_scaler_state_is_checkpointed_and_restored(syn, tmp_path):
+    "fp16 runs on the CPU too (autocast + GradScaler('cpu')): the loss scale survives a resume instead of restarting at 2**16"
+    from cifar_fastai.train import train, load_checkpoint, Checkpoint
+    from fastai.callback.core import Callback
+    class Stop(Callback):
+        def after_batch(self):
+            if self.epoch==1: raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt): train(syn, epochs=2, bs=8, lr_max=1e-3, seed=0, out=tmp_path/'r', bar=False, cbs=Stop(), precision='fp16')
+    st = load_checkpoint(tmp_path/'r/checkpoint.pth')
+    assert st['scaler'] is not None and st['scaler']['scale'] > 0
+    st['scaler']['scale'], st['scaler']['_growth_tracker'] = 1024., 7  # a scale the run could not start from
+    torch.save(st, tmp_path/'r/checkpoint.pth')
+    seen = []
+    class Look(Callback):
+        order = Checkpoint.order+1  # after the checkpoint restored it
+        def before_fit(self): seen.append((self.learn.scaler.get_scale(), self.learn.scaler._get_growth_tracker()))
+    train(syn, epochs=2, bs=8, lr_max=1e-3, seed=0, bar=False, resume=tmp_path/'r', precision='fp16', cbs=Look())
+    assert seen == [(1024., 7)]
