@@ -12,7 +12,7 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['CifarInterpretation', 'denorm', 'gradcam', 'show_gradcam', 'interpretation_report']
+__all__ = ['CifarInterpretation', 'denorm', 'gradcam', 'show_gradcam', 'interpretation_report', 'flip_tta']
 
 # %% ../nbs/04_interpret.ipynb #cc1aebf3
 class CifarInterpretation(ClassificationInterpretation):
@@ -247,3 +247,19 @@ def interpretation_report(learn:Learner, # a trained classification learner
     fns.append(save_fig(out/'gradcam.png', fig))
     fns.append(atomic_write(out/'per_class.csv', lambda t: interp.per_class().to_csv(t, float_format='%.4f')))
     return fns
+
+# %% ../nbs/04_interpret.ipynb #b4ca93c7
+class _Mirror(Callback):
+    "Mirror each batch's images left-right before the model sees them"
+    order = 100  # after the batch transforms
+    def before_batch(self): self.learn.xb = (self.xb[0].flip(-1),) + tuple(self.xb[1:])  # (bs,3,h,w): flip along w
+
+def flip_tta(learn:Learner, # a trained classification learner
+             dl:DataLoader=None, # labelled images; default: the test set (`learn.dls.valid`)
+            )->tuple:
+    "`(probs, targs)`: the softmax averaged over each image and its horizontal mirror"
+    dl = ifnone(dl, learn.dls.valid)
+    with learn.no_bar():
+        p, t = learn.get_preds(dl=dl)
+        pm, _ = learn.get_preds(dl=dl, cbs=_Mirror())
+    return (p+pm)/2, t

@@ -15,8 +15,9 @@ from .learner import *
 from .interpret import *
 
 # %% auto #0
-__all__ = ['CKPT_FORMAT', 'HPARAMS', 'new_run_dir', 'pick_lr', 'RunLog', 'plot_lr_find', 'plot_curves', 'opt_state_to',
-           'Checkpoint', 'load_checkpoint', 'write_report', 'seed_all', 'train', 'main']
+__all__ = ['CKPT_FORMAT', 'HPARAMS', 'new_run_dir', 'pick_lr', 'RunLog', 'plot_lr_find', 'plot_curves', 'read_reference',
+           'compare_reference', 'opt_state_to', 'Checkpoint', 'load_checkpoint', 'write_report', 'seed_all', 'train',
+           'main']
 
 # %% ../nbs/05_train.ipynb #ad0ceb4a
 def new_run_dir(out:str|Path=None, # wanted folder; None: runs/<date-time>
@@ -87,7 +88,9 @@ def plot_lr_find(lrs, losses, lr_max=None, name=None):
     return fig
 
 # %% ../nbs/05_train.ipynb #6423f17b
-def plot_curves(recorder:Recorder):
+def plot_curves(recorder:Recorder, # the run's, with its whole history
+                ref:pd.DataFrame=None, # a reference run's log (see `read_reference`): its test accuracy is drawn too
+               ):
     "Loss (train per batch, test per epoch) and accuracy per epoch, against epochs"
     names = recorder.metric_names[1:-1]
     v = np.array([[float(x) for x in r] for r in recorder.values])  # (epochs, len(names))
@@ -99,9 +102,28 @@ def plot_curves(recorder:Recorder):
     ax[0].set(xlabel='epoch', ylabel='cross-entropy loss', title='Loss')
     for k,lbl in (('train_accuracy','train (augmented)'),('valid_accuracy','test'),('accuracy','test')):
         if k in names: ax[1].plot(ep, 100*v[:,names.index(k)], 'o-', label=lbl)
+    if ref is not None: ax[1].plot(ref['epoch'], ref['test_accuracy_pct'], 'k--', alpha=.6, label='reference run (test)')
     ax[1].set(xlabel='epoch', ylabel='accuracy (%)', title='Accuracy', ylim=(0,100))
     for a in ax: a.legend(); a.grid(alpha=.3)
     return fig
+
+# %% ../nbs/05_train.ipynb #26371f58
+def read_reference(fn:str|Path, # a CSV with one row per epoch and columns `epoch` (from 1) and `test_accuracy_pct`
+                  )->pd.DataFrame:
+    "A reference run's per-epoch log, as `../shared/reference/seed-training-log.csv`; `CifarError` if it is not one"
+    try: ref = pd.read_csv(fn)
+    except Exception as e: raise CifarError(f"cannot read reference log {fn}: {err_line(e)}") from None
+    if not {'epoch','test_accuracy_pct'} <= set(ref.columns): raise CifarError(f"reference log {fn} needs the columns epoch and test_accuracy_pct")
+    return ref
+
+def compare_reference(acc, # this run's test accuracy per epoch, as fractions (epoch 1 first)
+                      ref:pd.DataFrame, # from `read_reference`
+                      at=(1,5,10,15,20,24), # epochs to compare; those both runs have are kept
+                     )->pd.DataFrame:
+    "This run's and the reference run's test accuracy (%) at the epochs `at`, and the difference in points"
+    r = ref.set_index('epoch')['test_accuracy_pct']
+    rows = [(e, 100*float(acc[e-1]), float(r[e]), 100*float(acc[e-1])-float(r[e])) for e in at if e<=len(acc) and e in r.index]
+    return pd.DataFrame(rows, columns=['epoch','test accuracy (%)','reference (%)','difference (points)']).round(2)
 
 # %% ../nbs/05_train.ipynb #bfff8fd5
 CKPT_FORMAT = 1  # bump when the checkpoint's content changes
@@ -179,9 +201,13 @@ def write_report(out:Path, # run folder
     s = m['seconds']
     lines = [f"# Run {Path(out).name}", "",
              f"Test accuracy **{m['test_accuracy']:.2%}** after {m['epochs']} epochs (best {m['best_test_accuracy']:.2%} at epoch {m['best_epoch']}); "
-             f"train accuracy (augmented) {m['train_accuracy']:.2%}.", "",
+             f"train accuracy (augmented) {m['train_accuracy']:.2%}; with mirror test-time augmentation (`flip_tta`) {m['test_accuracy_flip_tta']:.2%}.", "",
              f"{m['n_train']:,} training / {m['n_test']:,} test images, bs {m['bs']}, lr_max {m['lr_max']:.2e} ({m['lr_max_from']}), "
              f"pct_start {m['pct_start']:.3f}; {m['device']}; {s['per_epoch']:.0f} s per epoch, LR range test {s['lr_find']:.0f} s.", ""]
+    if m.get('reference'):
+        rows = m['reference']
+        lines += ["## Against the reference run", "", "| epoch | test accuracy (%) | reference (%) | difference (points) |", "|---|---|---|---|"]
+        lines += [f"| {r['epoch']} | {r['test accuracy (%)']:.2f} | {r['reference (%)']:.2f} | {r['difference (points)']:+.2f} |" for r in rows] + [""]
     figs = [('lr_find.png','LR range test'), ('curves.png','Loss and accuracy per epoch')] + [(Path(p).name, Path(p).stem.replace('_',' ')) for p in pics if str(p).endswith('.png')]
     for fn,title in figs:
         if (Path(out)/fn).exists(): lines += [f"## {title}", "", f"![{title}]({fn})", ""]
@@ -250,11 +276,13 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
           bar:bool=None, # progress bars; None: when stdout is a terminal
           resume:str=None, # run folder to continue from its last complete epoch (same arguments as its start)
           force:bool=False, # resume even if the arguments differ from the checkpoint's
+          reference:str=None, # a reference run's per-epoch CSV (`epoch`, `test_accuracy_pct`): drawn on curves.png, compared in report.md
           cbs=None, # extra fastai callbacks for the fit
          ):
     "Train the custom ResNet on CIFAR-10 with one-cycle Adam; write the run's artefacts to `out`; return `(learn, metrics)`"
     t0 = time.time()
     args = {k:v for k,v in locals().items() if k not in ('t0','cbs')}
+    ref = read_reference(reference) if reference else None  # now: a bad file costs seconds, not a run
     _check_args(epochs, bs, lr_max, pct_start, subset, lr_find_iters)
     dev = torch.device(device) if device else default_device()
     if dev.type=='cuda' and not torch.cuda.is_available(): raise CifarError("device cuda requested but CUDA is not available")
@@ -330,8 +358,13 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
                    data=dict(pipeline='pil') if pil else dict(pipeline='cache', cache=str(dls.cache.fn), cache_built=dls.cache.built, cache_seconds=round(dls.cache.secs,1)),
                    device=gpu, precision=learn.precision, deterministic=deterministic, cpu=cpu, cpus=os.cpu_count(), threads=torch.get_num_threads(),
                    versions=_versions(), args=args)
-    save_fig(out/'curves.png', plot_curves(rec))
+    save_fig(out/'curves.png', plot_curves(rec, ref))
     pics = interpretation_report(learn, out)  # one more pass over the test set: confusion matrices, top losses, Grad-CAM
+    metrics['test_accuracy_flip_tta'] = float(accuracy(*flip_tta(learn)))  # two more passes: each image and its mirror
+    if ref is not None:
+        cmp = compare_reference(acc, ref)
+        atomic_write(out/'reference.csv', lambda t: cmp.to_csv(t, index=False))
+        metrics['reference'] = cmp.to_dict('records')
     atomic_write(out/'model.pkl', lambda t: learn.export(t.resolve()))
     metrics['seconds']['total_this_session'] = round(time.time()-t0,1)
     save_json(out/'metrics.json', metrics)
@@ -361,10 +394,11 @@ def main(data:str=None, # CIFAR-10 folder or .tgz; default: $CIFAR_FASTAI_DATA, 
          no_verify:bool=False, # --pil: skip checking that every image opens
          resume:str=None, # run folder to continue from its last complete epoch (same arguments as its start)
          force:bool=False, # resume even if the arguments differ from the checkpoint's
+         reference:str=None, # a reference run's per-epoch CSV (epoch, test_accuracy_pct) to compare with
         ):
     "Train the custom ResNet on CIFAR-10 with fastai's one-cycle Adam"
     try: train(data, epochs=epochs, bs=bs, lr_max=lr_max, pct_start=pct_start, seed=seed, out=out, subset=subset,
                lr_find_iters=lr_find_iters, cutout=cutout, pil=pil, num_workers=num_workers, device=device, precision=precision, deterministic=deterministic, verify=not no_verify,
-               resume=resume, force=force)
+               resume=resume, force=force, reference=reference)
     except CifarError as e: print(f"cifar_fastai: error: {' '.join(str(e).split())}", file=sys.stderr); sys.exit(2)  # always one line
     except KeyboardInterrupt: sys.exit(130)  # `train` has said what was saved and how to resume

@@ -99,3 +99,9 @@ def test_bad_precision_one_line_exit_2(syn, tmp_path):
     r = cli('--data', syn, '--epochs', 1, '--bs', 8, '--precision', 'fp8', '--out', tmp_path/'run')
     assert r.returncode == 2 and 'precision must be one of auto, fp32, bf16, fp16' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path/'run').exists()
+
+def test_bad_reference_log_one_line_exit_2(syn, tmp_path):
+    (tmp_path/'ref.csv').write_text('epoch,accuracy\n1,50\n')
+    r = cli('--data', syn, '--epochs', 1, '--bs', 8, '--reference', tmp_path/'ref.csv', '--out', tmp_path/'run')
+    assert r.returncode == 2 and 'needs the columns epoch and test_accuracy_pct' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path/'run').exists()
