@@ -5,8 +5,9 @@
 # %% ../nbs/01_augment.ipynb #0a001df8
 from __future__ import annotations
 import warnings
-warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')  # raised by fastai's import on torch>=2.10: noise for our users
-from fastai.vision.all import *
+with warnings.catch_warnings():  # fastai's import on torch>=2.10 says `torch.jit.script` is deprecated: noise for our users, silenced here only
+    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
+    from fastai.vision.all import *
 
 # %% auto #0
 __all__ = ['pad_crop_flip', 'PadCropFlip', 'Cutout']

@@ -4,20 +4,25 @@
 
 # %% ../nbs/00_data.ipynb #9f900b6d
 from __future__ import annotations
-import os, re, json, time, hashlib, shutil, tarfile, tempfile, zlib, warnings
-warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')  # raised by fastai's import on torch>=2.10: noise for our users
+import os, re, sys, json, time, hashlib, shutil, tarfile, tempfile, zlib, warnings
 from pathlib import Path
 import numpy as np
 from PIL import Image
-from fastai.vision.all import *
+with warnings.catch_warnings():  # fastai's import on torch>=2.10 says `torch.jit.script` is deprecated: noise for our users, silenced here only
+    warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
+    from fastai.vision.all import *
 import matplotlib.pyplot as plt
 from .augment import *
 
 # %% auto #0
-__all__ = ['ENV_VAR', 'STAMP', 'PALETTE', 'CIFAR_CLASSES', 'CACHE_FORMAT', 'CACHE_NAME', 'CifarError', 'err_line', 'atomic_write',
-           'save_json', 'save_fig', 'extract_tgz', 'cifar_root', 'cifar_source', 'check_images', 'check_layout',
-           'make_synthetic_cifar', 'cifar_items', 'CifarCache', 'cifar_cache', 'CacheImage', 'CacheDL', 'cache_items',
-           'cifar_dblock', 'cifar_dls']
+__all__ = ['EPOCHS', 'BS', 'PCT_START', 'CUTOUT', 'PAD', 'ENV_VAR', 'STAMP', 'PALETTE', 'CIFAR_CLASSES', 'CACHE_FORMAT',
+           'CACHE_NAME', 'CifarError', 'err_line', 'print_error', 'run_cli', 'atomic_write', 'save_json', 'save_fig',
+           'extract_tgz', 'cifar_root', 'cifar_source', 'check_images', 'check_layout', 'make_synthetic_cifar',
+           'cifar_items', 'CifarCache', 'cifar_cache', 'CacheImage', 'CacheDL', 'cache_items', 'cifar_dblock',
+           'cifar_dls']
+
+# %% ../nbs/00_data.ipynb #f30ab2e8
+EPOCHS, BS, PCT_START, CUTOUT, PAD = 24, 512, 5/24, 16, 4  # the recipe's defaults, defined once: every function taking them defaults to these
 
 # %% ../nbs/00_data.ipynb #32d1a0b0
 class CifarError(ValueError):
@@ -27,6 +32,14 @@ def err_line(e:Exception)->str:
     "The first line of an exception's message (an `OSError`'s `strerror` if it has one), else its type's name"
     s = getattr(e, 'strerror', None) or str(e)
     return s.splitlines()[0] if s.strip() else type(e).__name__
+
+def print_error(msg): print(f"cifar_fastai: error: {' '.join(str(msg).split())}", file=sys.stderr)  # always one line
+
+def run_cli(f, *args, **kwargs):
+    "`f(*args, **kwargs)` for a console script: a `CifarError` ends it with one line and exit code 2, Ctrl-C with code 130"
+    try: return f(*args, **kwargs)
+    except CifarError as e: print_error(e); sys.exit(2)
+    except KeyboardInterrupt: print("cifar_fastai: interrupted", file=sys.stderr); sys.exit(130)
 
 # %% ../nbs/00_data.ipynb #73ad857f
 def atomic_write(fn:Path, # destination
@@ -341,9 +354,9 @@ def cache_items(cache:CifarCache, # from `cifar_cache`
 def cifar_dblock(subset:float=None, # keep this fraction (<=1) or this many (>1) training images
                  seed:int=None, # seed for the subset draw
                  size:int=32, # image side (CIFAR: 32)
-                 pad:int=4, # reflection padding before the random crop; 0: no crop
+                 pad:int=PAD, # reflection padding before the random crop; 0: no crop
                  flip:bool=True, # random horizontal flips
-                 cutout:int=16, # side of the Cutout square; 0: no Cutout
+                 cutout:int=CUTOUT, # side of the Cutout square; 0: no Cutout
                  cache:CifarCache=None, # fast path: pixels from this cache, pad/crop/flip per batch; None: per-image PIL path
                 )->DataBlock:
     "CIFAR-10 as a fastai `DataBlock`: test set as validation, pad/crop/flip, Normalize and Cutout (a batch transform)"
@@ -362,7 +375,7 @@ def cifar_dblock(subset:float=None, # keep this fraction (<=1) or this many (>1)
 
 # %% ../nbs/00_data.ipynb #ee943f27
 def cifar_dls(data:str|Path=None, # folder, `.tgz`, or None (see `cifar_source`)
-              bs:int=512, # batch size (training and test)
+              bs:int=BS, # batch size (training and test)
               subset:float=None, # keep this fraction (<=1) or this many (>1) training images
               seed:int=None, # seed for the subset draw
               pil:bool=False, # per-image PIL path (any image folder) instead of the uint8 cache

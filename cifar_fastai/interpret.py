@@ -6,8 +6,8 @@
 from __future__ import annotations
 import math, warnings
 from .data import *
-from .model import *
 from fastai.vision.all import *
+from .model import *  # after fastai's: our `ResBlock`, not fastai's
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 

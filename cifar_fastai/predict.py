@@ -4,10 +4,11 @@
 
 # %% ../nbs/06_predict.ipynb #f7e4caf9
 from __future__ import annotations
-import sys, json, warnings
+import sys, warnings
 from PIL import ImageOps, UnidentifiedImageError
 from .data import *
 from fastai.vision.all import *
+from json import dumps  # after fastai's star import, which brings pickle's `dumps`; not `import json`: `main`'s --json flag would shadow it
 from .model import *  # after fastai's: our `ResBlock`, not fastai's
 from .learner import resolve_precision  # and `Learner.to_precision`
 from .interpret import *
@@ -99,8 +100,7 @@ def format_result(r:dict)->str:
     "One line for a predicted image: `path: class prob, class prob, …`"
     return f"{r['image']}: " + ', '.join(f"{t['class']} {t['prob']:.1%}" for t in r['top'])
 
-def _error(msg): print(f"cifar_fastai: error: {' '.join(str(msg).split())}", file=sys.stderr)  # always one line
-def _to_json(res:list)->str: return json.dumps(res, indent=2)
+def _to_json(res:list)->str: return dumps(res, indent=2)
 
 # %% ../nbs/06_predict.ipynb #d27392cf
 @call_parse
@@ -112,11 +112,9 @@ def main(model:str, # a model.pkl written by `python -m cifar_fastai.train`
          precision:str='auto', # auto (bf16 on a CPU with native bf16, else fp32), fp32, bf16 or fp16
         ):
     "Predict the CIFAR-10 classes of images with a model trained by cifar_fastai"
-    try: res = predict(model, images, topk=topk, gradcam=gradcam, precision=precision)
-    except CifarError as e: _error(e); sys.exit(2)
-    except KeyboardInterrupt: print("cifar_fastai: interrupted", file=sys.stderr); sys.exit(130)
+    res = run_cli(predict, model, images, topk=topk, gradcam=gradcam, precision=precision)  # a `CifarError` for all images: one line, exit 2
     for r in res:
-        if 'error' in r: _error(r['error'])
+        if 'error' in r: print_error(r['error'])  # an image that can't be read: one line for it, the others still predicted
     lines = [_to_json(res)] if json else [format_result(r) for r in res if 'error' not in r]
     if lines: print('\n'.join(lines))
     if any('error' in r for r in res): sys.exit(2)

@@ -258,21 +258,21 @@ def seed_all(seed:int, # for Python, NumPy, torch and every GPU
 
 # %% ../nbs/05_train.ipynb #1e093bac
 def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, else fastai's download
-          epochs:int=24, # epochs of the one-cycle schedule
-          bs:int=512, # batch size
+          epochs:int=EPOCHS, # epochs of the one-cycle schedule
+          bs:int=BS, # batch size
           lr_max:float=None, # peak LR; None: from the LR range test
-          pct_start:float=5/24, # fraction of the schedule spent warming up (5/24: peak at the end of epoch 5)
+          pct_start:float=PCT_START, # fraction of the schedule spent warming up (5/24: peak at the end of epoch 5)
           seed:int=42, # seed for weights, augmentation and the subset draw
           out:str=None, # run folder; None: runs/<date-time>; an existing non-empty one gets a -2, -3… suffix
           subset:float=None, # train on this fraction (<=1) or this many (>1) training images; the test set stays whole
-          lr_find_iters:int=100, # batches of the LR range test (each costs ~10-20 s at bs 512 on a 2-core CPU)
-          cutout:int=16, # Cutout square side; 0: none
+          lr_find_iters:int=100, # batches of the LR range test (each ~3 s in bf16, ~7 s in fp32 at bs 512 on a 2-core CPU)
+          cutout:int=CUTOUT, # Cutout square side; 0: none
           pil:bool=False, # per-image PIL pipeline (any image folder) instead of the uint8 cache with batch augmentation
-          num_workers:int=None, # per-image pipeline's loader processes; None: 0 on CPU, all cores on CUDA
+          num_workers:int=None, # per-image pipeline's loader processes; None: 0 on CPU, one per core (at most 16) on CUDA
           device:str=None, # 'cpu', 'cuda', …; None: CUDA when present
           precision:str='auto', # 'auto': fp16 on CUDA, bf16 on a CPU with native bf16, else fp32; or 'fp32', 'bf16', 'fp16'
           deterministic:bool=False, # CUDA: deterministic cuDNN kernels instead of autotuned ones (slower; the CPU is deterministic anyway)
-          verify:bool=True, # per-image pipeline: check every image opens before training (the cache decodes them all anyway)
+          no_verify:bool=False, # per-image pipeline: skip checking that every image opens (the cache decodes them all anyway)
           bar:bool=None, # progress bars; None: when stdout is a terminal
           resume:str=None, # run folder to continue from its last complete epoch (same arguments as its start)
           force:bool=False, # resume even if the arguments differ from the checkpoint's
@@ -290,7 +290,7 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
     prev = _resume_state(resume, hp, force) if resume else None
     if prev and lr_max is None: lr_max = prev['meta']['lr_max']
     seed_all(seed, deterministic)
-    dls = cifar_dls(data, bs=bs, subset=subset, seed=seed, pil=pil, num_workers=num_workers, device=dev, verify=verify, cutout=cutout)
+    dls = cifar_dls(data, bs=bs, subset=subset, seed=seed, pil=pil, num_workers=num_workers, device=dev, verify=not no_verify, cutout=cutout)
     out = Path(resume) if resume else new_run_dir(out)  # only once the data is known good: a failed start leaves no empty run folder
     bar = ifnone(bar, sys.stdout.isatty())
     log = RunLog(out/'train.log', echo=not bar)
@@ -376,29 +376,7 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
 
 # %% ../nbs/05_train.ipynb #55e4b1f6
 @call_parse
-def main(data:str=None, # CIFAR-10 folder or .tgz; default: $CIFAR_FASTAI_DATA, else fastai's download
-         epochs:int=24, # epochs of the one-cycle schedule
-         bs:int=512, # batch size
-         lr_max:float=None, # peak LR; default: from the LR range test
-         pct_start:float=5/24, # warm-up fraction of the schedule (5/24: peak at the end of epoch 5)
-         seed:int=42, # random seed
-         out:str=None, # run folder (default runs/<date-time>; never overwritten)
-         subset:float=None, # fraction (<=1) or count (>1) of training images to use
-         lr_find_iters:int=100, # batches of the LR range test
-         cutout:int=16, # Cutout square side; 0: none
-         pil:bool=False, # per-image PIL pipeline (any image folder) instead of the uint8 cache
-         num_workers:int=None, # --pil: data loader processes (default: 0 on CPU, all cores on CUDA)
-         device:str=None, # cpu or cuda (default: CUDA when present)
-         precision:str='auto', # auto (fp16 on CUDA, bf16 on a CPU with native bf16, else fp32), fp32, bf16 or fp16
-         deterministic:bool=False, # CUDA: deterministic cuDNN kernels instead of autotuned ones (slower)
-         no_verify:bool=False, # --pil: skip checking that every image opens
-         resume:str=None, # run folder to continue from its last complete epoch (same arguments as its start)
-         force:bool=False, # resume even if the arguments differ from the checkpoint's
-         reference:str=None, # a reference run's per-epoch CSV (epoch, test_accuracy_pct) to compare with
-        ):
+@delegates(train, but=['bar', 'cbs'])  # the command line is `train`'s signature: its parameters, defaults and docs
+def main(**kwargs):
     "Train the custom ResNet on CIFAR-10 with fastai's one-cycle Adam"
-    try: train(data, epochs=epochs, bs=bs, lr_max=lr_max, pct_start=pct_start, seed=seed, out=out, subset=subset,
-               lr_find_iters=lr_find_iters, cutout=cutout, pil=pil, num_workers=num_workers, device=device, precision=precision, deterministic=deterministic, verify=not no_verify,
-               resume=resume, force=force, reference=reference)
-    except CifarError as e: print(f"cifar_fastai: error: {' '.join(str(e).split())}", file=sys.stderr); sys.exit(2)  # always one line
-    except KeyboardInterrupt: sys.exit(130)  # `train` has said what was saved and how to resume
+    run_cli(train, **kwargs)  # a `CifarError`: one line, exit 2; Ctrl-C: exit 130 after `train` said how to resume

@@ -1,0 +1,26 @@
+"Importing the package changes nothing in the user's process, and our modules see our names"
+import sys, subprocess
+
+def run(code):
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
+
+def test_import_adds_no_warnings_filter():
+    out = run("""
+import warnings
+with warnings.catch_warnings(): import fastai.vision.all  # fastai's own import, before ours
+n = list(warnings.filters)
+import cifar_fastai.data, cifar_fastai.augment, cifar_fastai.model, cifar_fastai.learner, cifar_fastai.interpret, cifar_fastai.train, cifar_fastai.predict
+print(warnings.filters == n)
+""")
+    assert out.strip() == 'True'
+
+def test_our_resblock_is_not_shadowed_by_fastais():
+    out = run("""
+import cifar_fastai.learner, cifar_fastai.interpret, cifar_fastai.train, cifar_fastai.predict as p
+print(' '.join(getattr(m, 'ResBlock').__module__ for m in (cifar_fastai.learner, cifar_fastai.interpret, cifar_fastai.train, p)))
+import json; print(p.dumps is json.dumps)
+""")
+    mods, same = out.strip().splitlines()
+    assert set(mods.split()) == {'cifar_fastai.model'} and same == 'True', out
