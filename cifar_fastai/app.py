@@ -7,7 +7,7 @@ from __future__ import annotations
 import os, re, sys, json, time, threading
 from .data import *
 from fastai.vision.all import *
-from .predict import load_cifar_learner, cifar_image, _error
+from .predict import load_cifar_learner, cifar_image
 from .interpret import gradcam, denorm
 import matplotlib as mpl
 from fastcore.script import call_parse  # after the star import, as in `predict`
@@ -193,6 +193,6 @@ def main(model:str, # a model.pkl written by `python -m cifar_fastai.train`
         ):
     "Serve a web page that classifies any image with a model trained by cifar_fastai and shows its Grad-CAM evidence"
     try: page = build_app(model, examples, precision)
-    except CifarError as e: _error(e); sys.exit(2)
+    except CifarError as e: print_error(e); sys.exit(2)
     try: launch(page, host, port)  # blocks until Ctrl-C
-    except OSError as e: _error(f"cannot serve on {host}:{port or 'a port from 7860'}: {err_line(e)}"); sys.exit(2)
+    except OSError as e: print_error(f"cannot serve on {host}:{port or 'a port from 7860'}: {err_line(e)}"); sys.exit(2)

@@ -281,6 +281,7 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
          ):
     "Train the custom ResNet on CIFAR-10 with one-cycle Adam; write the run's artefacts to `out`; return `(learn, metrics)`"
     t0 = time.time()
+    if data is not None and Path(data).expanduser().exists(): data = str(Path(data).expanduser().resolve())  # recorded in metrics.json: absolute, so the app finds it from anywhere
     args = {k:v for k,v in locals().items() if k not in ('t0','cbs')}
     ref = read_reference(reference) if reference else None  # now: a bad file costs seconds, not a run
     _check_args(epochs, bs, lr_max, pct_start, subset, lr_find_iters)

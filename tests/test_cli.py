@@ -5,13 +5,14 @@ from PIL import Image
 from conftest import cli
 
 def test_cli_trains_and_writes_artefacts(syn, tmp_path):
-    r = cli('--data', syn, '--epochs', 3, '--bs', 8, '--lr_max', 1e-3, '--out', tmp_path/'run')
+    r = cli('--data', syn.name, '--epochs', 3, '--bs', 8, '--lr_max', 1e-3, '--out', tmp_path/'run', cwd=syn.parent)  # a relative --data
     assert r.returncode == 0, r.stderr
     run = tmp_path/'run'
     assert {'metrics.json','history.csv','model.pkl','curves.png','train.log','report.md','confusion_counts.png','gradcam.png','top_losses.png'} <= {f.name for f in run.iterdir()}
     m = json.loads((run/'metrics.json').read_text())
     assert m['test_accuracy'] > 0.5, m  # 10 classes: chance is 0.1
     assert m['epochs'] == 3 and m['bs'] == 8 and m['lr_max'] == 1e-3 and m['lr_max_from'] == 'given'
+    assert m['args']['data'] == str(syn.resolve())  # recorded absolute: the app finds the data from any folder
     assert m['n_train'] == 80 and m['n_test'] == 40
     assert m['device'].startswith('cpu') and m['versions']['fastai'] == '2.8.7'
     from cifar_fastai.learner import resolve_precision, cpu_info
