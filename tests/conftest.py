@@ -12,3 +12,12 @@ def cli(*args, module='cifar_fastai.train', cwd=None, env=None):
     e = {**os.environ, **(env or {})}
     e.pop('CIFAR_FASTAI_DATA', None)
     return subprocess.run([sys.executable, '-m', module, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=e, timeout=600)
+
+def tiny_run(dest):
+    "A 3-class colour model trained by `train` as a user would, in `dest`: (learner, its model.pkl, the data folder)"
+    from cifar_fastai.train import train
+    from cifar_fastai.data import make_synthetic_cifar
+    src = make_synthetic_cifar(dest/'syn', n_train=8, n_test=4, n_classes=3)
+    learn, m = train(src, epochs=3, bs=8, lr_max=3e-3, out=dest/'run', seed=0, bar=False)
+    assert m['test_accuracy'] > 0.9, m
+    return learn, dest/'run/model.pkl', src

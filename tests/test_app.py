@@ -2,22 +2,14 @@
 import os, sys, time, shutil, socket, subprocess, importlib.util, urllib.request, pytest
 from pathlib import Path
 from PIL import Image
-from conftest import cli
-from cifar_fastai.data import make_synthetic_cifar
+from conftest import cli, tiny_run
 
 PNG = b'\x89PNG'
 BROWSER_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
                 '--no-first-run', '--disable-sync']
 
 @pytest.fixture(scope='module')
-def run(tmp_path_factory):
-    "A 3-class colour model trained by `train`, as a user would: (its model.pkl, the data folder)"
-    from cifar_fastai.train import train
-    tmp = tmp_path_factory.mktemp('app')
-    src = make_synthetic_cifar(tmp/'syn', n_train=8, n_test=4, n_classes=3)
-    _, m = train(src, epochs=3, bs=8, lr_max=3e-3, out=tmp/'run', seed=0, bar=False)
-    assert m['test_accuracy'] > 0.9, m
-    return tmp/'run/model.pkl', src
+def run(tmp_path_factory): return tiny_run(tmp_path_factory.mktemp('app'))[1:]  # (model.pkl, data folder)
 
 @pytest.fixture(scope='module')
 def images(run, tmp_path_factory):

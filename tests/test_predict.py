@@ -1,20 +1,13 @@
 "The prediction command line end to end (in subprocesses) and `interpretation_report`, on a tiny model trained once for this file."
 import re, json, pickle, pytest
 from PIL import Image
-from conftest import cli
-from cifar_fastai.data import CifarError, make_synthetic_cifar
+from conftest import cli, tiny_run
+from cifar_fastai.data import CifarError
 
 PNG = b'\x89PNG'
 
 @pytest.fixture(scope='module')
-def run(tmp_path_factory):
-    "A 3-class colour model trained by `train`, as a user would: (learner, its model.pkl, the data folder)"
-    from cifar_fastai.train import train
-    tmp = tmp_path_factory.mktemp('predict')
-    src = make_synthetic_cifar(tmp/'syn', n_train=8, n_test=4, n_classes=3)
-    learn, m = train(src, epochs=3, bs=8, lr_max=3e-3, out=tmp/'run', seed=0, bar=False)
-    assert m['test_accuracy'] > 0.9, m
-    return learn, tmp/'run/model.pkl', src
+def run(tmp_path_factory): return tiny_run(tmp_path_factory.mktemp('predict'))  # (learner, model.pkl, data folder)
 
 @pytest.fixture(scope='module')
 def images(run, tmp_path_factory):

@@ -3,8 +3,14 @@ import os, sys, json, signal, subprocess, time, errno, pytest, torch
 import pandas as pd
 from pathlib import Path
 from conftest import cli
+from fastai.callback.core import Callback
 
 ARGS = ['--epochs', 3, '--bs', 8, '--lr_max', 1e-3, '--seed', 0]
+
+class CtrlCInEpoch2(Callback):
+    "Ctrl-C at the first batch of epoch 2: epoch 1's checkpoint is written"
+    def after_batch(self):
+        if self.epoch==1: raise KeyboardInterrupt
 
 def hist(run): return pd.read_csv(Path(run)/'history.csv').drop(columns='time')
 
@@ -106,11 +112,7 @@ def test_resume_refusals_one_line_exit_2(syn, tmp_path):
 
 def test_resume_with_other_hyperparameters_needs_force(syn, tmp_path):
     from cifar_fastai.train import train
-    from fastai.callback.core import Callback
-    class Stop(Callback):
-        def after_batch(self):
-            if self.epoch==1: raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt): train(syn, epochs=2, bs=8, lr_max=1e-3, seed=0, out=tmp_path/'r', bar=False, cbs=Stop())
+    with pytest.raises(KeyboardInterrupt): train(syn, epochs=2, bs=8, lr_max=1e-3, seed=0, out=tmp_path/'r', bar=False, cbs=CtrlCInEpoch2())
     r = cli('--data', syn, '--epochs', 2, '--bs', 8, '--lr_max', 2e-3, '--seed', 0, '--resume', tmp_path/'r')
     assert r.returncode == 2 and 'lr_max=0.001 (now 0.002)' in r.stderr and '--force' in r.stderr, r.stderr
     r = cli('--data', syn, '--epochs', 2, '--bs', 8, '--lr_max', 2e-3, '--seed', 0, '--resume', tmp_path/'r', '--force')
@@ -145,11 +147,7 @@ train({str(syn)!r}, epochs=3, bs=8, lr_max=1e-3, seed=0, out={str(out)!r}, bar=F
 
 def test_resume_refuses_a_change_of_precision(syn, tmp_path):
     from cifar_fastai.train import train
-    from fastai.callback.core import Callback
-    class Stop(Callback):
-        def after_batch(self):
-            if self.epoch==1: raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt): train(syn, epochs=2, bs=8, lr_max=1e-3, seed=0, out=tmp_path/'r', bar=False, cbs=Stop(), precision='bf16')
+    with pytest.raises(KeyboardInterrupt): train(syn, epochs=2, bs=8, lr_max=1e-3, seed=0, out=tmp_path/'r', bar=False, cbs=CtrlCInEpoch2(), precision='bf16')
     r = cli('--data', syn, '--epochs', 2, '--bs', 8, '--lr_max', 1e-3, '--seed', 0, '--precision', 'fp32', '--resume', tmp_path/'r')
     assert r.returncode == 2 and 'precision=bf16 (now fp32)' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     r = cli('--data', syn, '--epochs', 2, '--bs', 8, '--lr_max', 1e-3, '--seed', 0, '--precision', 'fp32', '--resume', tmp_path/'r', '--force')
@@ -159,11 +157,7 @@ def test_resume_refuses_a_change_of_precision(syn, tmp_path):
 def test_fp16_grad_scaler_state_is_checkpointed_and_restored(syn, tmp_path):
     "fp16 runs on the CPU too (autocast + GradScaler('cpu')): the loss scale survives a resume instead of restarting at 2**16"
     from cifar_fastai.train import train, load_checkpoint, Checkpoint
-    from fastai.callback.core import Callback
-    class Stop(Callback):
-        def after_batch(self):
-            if self.epoch==1: raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt): train(syn, epochs=2, bs=8, lr_max=1e-3, seed=0, out=tmp_path/'r', bar=False, cbs=Stop(), precision='fp16')
+    with pytest.raises(KeyboardInterrupt): train(syn, epochs=2, bs=8, lr_max=1e-3, seed=0, out=tmp_path/'r', bar=False, cbs=CtrlCInEpoch2(), precision='fp16')
     st = load_checkpoint(tmp_path/'r/checkpoint.pth')
     assert st['scaler'] is not None and st['scaler']['scale'] > 0
     st['scaler']['scale'], st['scaler']['_growth_tracker'] = 1024., 7  # a scale the run could not start from
