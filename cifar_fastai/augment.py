@@ -51,7 +51,7 @@ class PadCropFlip(RandTransform):
 class Cutout(RandTransform):
     "Blank a random `size`×`size` square (centre anywhere, clipped at the border) in each image of a batch"
     order = 100  # after Normalize (99): fill 0 is then the dataset mean
-    def __init__(self, size:int=16, # side of the square
+    def __init__(self, size:int=8, # side of the square (the recipe: 8)
                  p:float=1., # probability for each image
                  fill:float=0., # value put in the square
                 ):

@@ -15,14 +15,14 @@ import matplotlib.pyplot as plt
 from .augment import *
 
 # %% auto #0
-__all__ = ['EPOCHS', 'BS', 'PCT_START', 'CUTOUT', 'PAD', 'ENV_VAR', 'STAMP', 'PALETTE', 'CIFAR_CLASSES', 'CACHE_FORMAT',
+__all__ = ['EPOCHS', 'BS', 'PCT_START', 'CUTOUT', 'PAD', 'LR_DIV', 'ENV_VAR', 'STAMP', 'PALETTE', 'CIFAR_CLASSES', 'CACHE_FORMAT',
            'CACHE_NAME', 'CifarError', 'err_line', 'print_error', 'run_cli', 'atomic_write', 'save_json', 'save_fig',
            'extract_tgz', 'cifar_root', 'cifar_source', 'check_images', 'check_layout', 'make_synthetic_cifar',
            'cifar_items', 'CifarCache', 'cifar_cache', 'CacheImage', 'CacheDL', 'cache_items', 'cifar_dblock',
            'cifar_dls']
 
 # %% ../nbs/00_data.ipynb #f30ab2e8
-EPOCHS, BS, PCT_START, CUTOUT, PAD = 24, 512, 5/24, 16, 4  # the recipe's defaults, defined once: every function taking them defaults to these
+EPOCHS, BS, PCT_START, CUTOUT, PAD, LR_DIV = 24, 512, 5/24, 8, 4, 3  # the recipe's defaults, defined once: every function taking them defaults to these
 
 # %% ../nbs/00_data.ipynb #32d1a0b0
 class CifarError(ValueError):

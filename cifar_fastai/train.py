@@ -15,9 +15,9 @@ from .learner import *
 from .interpret import *
 
 # %% auto #0
-__all__ = ['CKPT_FORMAT', 'HPARAMS', 'new_run_dir', 'pick_lr', 'RunLog', 'plot_lr_find', 'plot_curves', 'read_reference',
-           'compare_reference', 'opt_state_to', 'Checkpoint', 'load_checkpoint', 'write_report', 'seed_all', 'train',
-           'main']
+__all__ = ['CKPT_FORMAT', 'HPARAMS', 'new_run_dir', 'lowest', 'pick_lr', 'RunLog', 'plot_lr_find', 'plot_curves',
+           'read_reference', 'compare_reference', 'opt_state_to', 'Checkpoint', 'load_checkpoint', 'write_report',
+           'seed_all', 'train', 'main']
 
 # %% ../nbs/05_train.ipynb #ad0ceb4a
 def new_run_dir(out:str|Path=None, # wanted folder; None: runs/<date-time>
@@ -32,16 +32,23 @@ def new_run_dir(out:str|Path=None, # wanted folder; None: runs/<date-time>
     return cand
 
 # %% ../nbs/05_train.ipynb #d0507ac3
+def lowest(div:float=LR_DIV, # divide the LR of the lowest loss by this
+          ):
+    "A suggestion function like fastai's `minimum` (which divides by 10): the LR of the lowest smoothed loss / `div`"
+    def _f(lrs, losses, num_it): i = int(losses.argmin()); return float(lrs[i])/div, (float(lrs[i]), float(losses[i]))
+    _f.__name__ = f'lowest/{div:g}'  # what `pick_lr` reports and metrics.json records
+    return _f
+
 def pick_lr(lrs, # LRs recorded by the range test
             losses, # smoothed losses recorded by the range test
             num_it:int, # planned length of the range test
-            funcs=(minimum, valley, steep), # suggestion functions, in order of preference
+            funcs=None, # suggestion functions, in order of preference; None: `lowest()`, then `valley`, then `steep`
            ):
     "The first usable suggestion of `funcs` for this range test, as `(lr, name)`; `(None, None)` if none works"
     lrs, losses = (torch.tensor([float(o) for o in x])[num_it//10:-5] for x in (lrs, losses))  # trimmed as fastai does
     ok = ~torch.isnan(losses).cumsum(0).bool()  # stop at the first nan
     lrs, losses = lrs[ok], losses[ok]
-    for f in funcs:
+    for f in ifnone(funcs, (lowest(), valley, steep)):
         try: lr,_ = f(lrs, losses, num_it)
         except Exception: continue
         if lr is not None and np.isfinite(float(lr)) and float(lr)>0: return float(lr), f.__name__
@@ -220,13 +227,14 @@ def _versions():
     return dict(python=platform.python_version(), torch=torch.__version__, torchvision=torchvision.__version__,
                 fastai=fastai.__version__, fastcore=fastcore.__version__, cifar_fastai=cifar_fastai.__version__)
 
-def _check_args(epochs, bs, lr_max, pct_start, subset, lr_find_iters):
+def _check_args(epochs, bs, lr_max, pct_start, subset, lr_find_iters, lr_div):
     if not (isinstance(epochs,int) and epochs>=1): raise CifarError(f"epochs must be a whole number >= 1, got {epochs}")
     if not (isinstance(bs,int) and bs>=1): raise CifarError(f"bs must be a whole number >= 1, got {bs}")
     if lr_max is not None and not (np.isfinite(lr_max) and lr_max>0): raise CifarError(f"lr_max must be > 0, got {lr_max}")
     if not 0<pct_start<1: raise CifarError(f"pct_start must be between 0 and 1 (exclusive), got {pct_start}")
     if subset is not None and not subset>0: raise CifarError(f"subset must be a fraction in (0,1] or a count > 1, got {subset}")
     if lr_max is None and lr_find_iters<10: raise CifarError(f"lr_find_iters must be >= 10 for a usable LR range test, got {lr_find_iters}")
+    if lr_max is None and not (np.isfinite(lr_div) and lr_div>0): raise CifarError(f"lr_div must be > 0, got {lr_div}")
 
 # %% ../nbs/05_train.ipynb #2472f6a1
 def _resume_state(run:Path, hp:dict, force:bool):
@@ -266,6 +274,7 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
           out:str=None, # run folder; None: runs/<date-time>; an existing non-empty one gets a -2, -3… suffix
           subset:float=None, # train on this fraction (<=1) or this many (>1) training images; the test set stays whole
           lr_find_iters:int=100, # batches of the LR range test (each ~3 s in bf16, ~7 s in fp32 at bs 512 on a 2-core CPU)
+          lr_div:float=LR_DIV, # lr_max from the range test: the LR of its lowest loss / lr_div
           cutout:int=CUTOUT, # Cutout square side; 0: none
           pil:bool=False, # per-image PIL pipeline (any image folder) instead of the uint8 cache with batch augmentation
           num_workers:int=None, # per-image pipeline's loader processes; None: 0 on CPU, one per core (at most 16) on CUDA
@@ -284,7 +293,7 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
     if data is not None and Path(data).expanduser().exists(): data = str(Path(data).expanduser().resolve())  # recorded in metrics.json: absolute, so the app finds it from anywhere
     args = {k:v for k,v in locals().items() if k not in ('t0','cbs')}
     ref = read_reference(reference) if reference else None  # now: a bad file costs seconds, not a run
-    _check_args(epochs, bs, lr_max, pct_start, subset, lr_find_iters)
+    _check_args(epochs, bs, lr_max, pct_start, subset, lr_find_iters, lr_div)
     dev = torch.device(device) if device else default_device()
     if dev.type=='cuda' and not torch.cuda.is_available(): raise CifarError("device cuda requested but CUDA is not available")
     hp = {k:args[k] for k in HPARAMS} | dict(precision=resolve_precision(precision, dev))  # what 'auto' means on this machine
@@ -328,7 +337,7 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
         try: (out/learn.model_dir).rmdir()  # lr_find's folder for its temporary weights, empty again
         except OSError: pass
         lrs, losses = L(learn.recorder.lrs).map(float), L(learn.recorder.losses).map(float)
-        lr_max, how = pick_lr(lrs, losses, lr_find_iters)
+        lr_max, how = pick_lr(lrs, losses, lr_find_iters, funcs=(lowest(lr_div), valley, steep))
         if lr_max is None: raise CifarError(f"the LR range test stopped after {len(lrs)} batches, too few to suggest an LR: pass --lr_max")
         atomic_write(out/'lr_find.csv', lambda t: pd.DataFrame(dict(lr=lrs, loss=losses)).to_csv(t, index=False))
         save_fig(out/'lr_find.png', plot_lr_find(lrs, losses, lr_max, how))
