@@ -168,3 +168,29 @@ def test_fp16_grad_scaler_state_is_checkpointed_and_restored(syn, tmp_path):
         def before_fit(self): seen.append((self.learn.scaler.get_scale(), self.learn.scaler._get_growth_tracker()))
     train(syn, epochs=2, bs=8, lr_max=1e-3, seed=0, bar=False, resume=tmp_path/'r', precision='fp16', cbs=Look())
     assert seen == [(1024., 7)]
+
+def test_killed_while_writing_the_report_resume_finishes_the_run(syn, straight, tmp_path):
+    "SIGKILL once curves.png exists and before metrics.json does: --resume writes everything an uninterrupted run writes"
+    out = tmp_path/'report'
+    # a thread kills the process the moment curves.png appears: it knows nothing of how train is organised
+    code = f"""
+import os, signal, threading, time
+from pathlib import Path
+from cifar_fastai.train import train
+def watch(fn=Path({str(out)!r})/'curves.png'):
+    while not fn.exists(): time.sleep(0.001)
+    os.kill(os.getpid(), signal.SIGKILL)
+threading.Thread(target=watch, daemon=True).start()
+train({str(syn)!r}, epochs=3, bs=8, lr_max=1e-3, seed=0, out={str(out)!r}, bar=False, precision={prec(straight)!r})
+"""
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=600)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert (out/'curves.png').exists() and not (out/'metrics.json').exists() and not (out/'model.pkl').exists()
+    r = cli('--data', syn, *ARGS, '--precision', prec(straight), '--resume', out)
+    assert r.returncode == 0, r.stderr
+    assert 'epoch 1/3' not in r.stdout  # nothing retrained
+    assert {f.name for f in straight.iterdir()} == {f.name for f in out.iterdir()}
+    m, s = json.loads((out/'metrics.json').read_text()), json.loads((straight/'metrics.json').read_text())
+    assert [m[k] for k in ('test_accuracy','test_loss','train_loss','test_accuracy_flip_tta')] == [s[k] for k in ('test_accuracy','test_loss','train_loss','test_accuracy_flip_tta')]
+    wa, wb = weights(out), weights(straight)  # model.pkl loads, with the same weights
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
