@@ -32,7 +32,11 @@ def _fingerprint(path:Path, files)->str:
 # %% ../nbs/04_cache.ipynb #05df585c
 class CifarCache:
     "A CIFAR folder decoded once: uint8 images `x` (n,3,h,w) and label codes `y` into `vocab`, the `n_train` training images first"
-    def __init__(self, x:Tensor, y:Tensor, vocab:list, files:list, n_train:int,
+    def __init__(self, x:Tensor, # (n,3,h,w) uint8 images
+                 y:Tensor, # (n,) label codes into `vocab`
+                 vocab:list, # class names, sorted
+                 files:list, # the image files, in the order of `x`
+                 n_train:int, # the first `n_train` images are the training set, the others the test set
                  fn:Path=None, # the cache file
                  built:bool=False, # decoded now (True) or loaded (False)
                  secs:float=0., # time to decode or load

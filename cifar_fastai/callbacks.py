@@ -19,7 +19,10 @@ __all__ = ['CKPT_FORMAT', 'RunLog', 'opt_state_to', 'Checkpoint', 'load_checkpoi
 class RunLog(Callback):
     "Per-epoch lines (and one a minute inside an epoch) to `log`, and to stdout when `echo`"
     order = Recorder.order+10  # after the Recorder has stored the epoch's metrics
-    def __init__(self, log:Path, echo:bool=True, every:float=60.): store_attr(); self.t_fit = None
+    def __init__(self, log:Path, # the run's `train.log`, appended to
+                 echo:bool=True, # print the lines too
+                 every:float=60., # seconds between the lines inside an epoch
+                ): store_attr(); self.t_fit = None
     def say(self, msg, echo:bool=None): # echo: None → `self.echo`
         if ifnone(echo, self.echo): print(msg, flush=True)
         with open(self.log, 'a') as f: f.write(msg+'\n')
@@ -68,7 +71,10 @@ def opt_state_to(opt:Optimizer)->Optimizer:
 class Checkpoint(Callback):
     "Write `history.csv` and a resumable checkpoint at the end of every epoch; keep the run's full history across resumes"
     order = Recorder.order+20  # after the Recorder, RunLog and the precision callback
-    def __init__(self, out:Path, meta:dict, prev:dict=None):
+    def __init__(self, out:Path, # run folder: `checkpoint.pth` and `history.csv` go there
+                 meta:dict, # what a resume needs besides the weights (`train`'s hyper-parameters, `lr_max`, …)
+                 prev:dict=None, # the checkpoint this run resumes from: its history goes on
+                ):
         store_attr()
         self.base = (prev or {}).get('history') or dict(values=[], losses=[], hps={}, times=[])  # epochs before a resume
         self.hist, self.times = self.base, []

@@ -25,9 +25,14 @@ def err_line(e:Exception)->str:
     return s.splitlines()[0] if s.strip() else type(e).__name__
 
 # %% ../nbs/00_core.ipynb #b71f43e1
-def print_error(msg): print(f"cifar_fastai: error: {' '.join(str(msg).split())}", file=sys.stderr)  # always one line
+def print_error(msg, # the message; its line breaks and runs of spaces become single spaces
+               ):
+    "Print `msg` to stderr as one line, after `cifar_fastai: error: `"
+    print(f"cifar_fastai: error: {' '.join(str(msg).split())}", file=sys.stderr)
 
-def run_cli(f, *args, **kwargs):
+def run_cli(f, # what the console script runs
+            *args, **kwargs, # passed to `f`
+           ):
     "`f(*args, **kwargs)` for a console script: a `CifarError` ends it with one line and exit code 2, Ctrl-C with code 130"
     try: return f(*args, **kwargs)
     except CifarError as e: print_error(e); sys.exit(2)

@@ -14,7 +14,48 @@ with warnings.catch_warnings():  # fastai's import on torch>=2.10 says `torch.ji
 from .core import *
 
 # %% auto #0
-__all__ = ['ENV_VAR', 'STAMP', 'extract_tgz', 'cifar_root', 'cifar_source', 'check_images', 'check_layout', 'cifar_items']
+__all__ = ['ENV_VAR', 'STAMP', 'check_images', 'check_layout', 'extract_tgz', 'cifar_root', 'cifar_source', 'cifar_items']
+
+# %% ../nbs/03_source.ipynb #292c5ae2
+def _classes(folder:Path): return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith('.'))
+
+def _bad_images(bad, n_show=3):
+    return CifarError(f"{len(bad)} unreadable image(s), e.g. {', '.join(map(str,bad[:n_show]))}: remove or replace them")
+
+def check_images(files, # image files to open
+                 n_show=3, # how many bad files the message names
+                ):
+    "Raise `CifarError` naming the files PIL cannot identify as images"
+    bad = []
+    for f in files:
+        try:
+            with Image.open(f) as im: im.size
+        except Exception: bad.append(f)
+    if bad: raise _bad_images(bad, n_show)
+
+# %% ../nbs/03_source.ipynb #2799394e
+def _layout(path:Path)->tuple:
+    "`(classes, train files, test files)` of `path`, after checking it is in fastai's layout with images in every split"
+    for split in ('train','test'):
+        if not (path/split).is_dir():
+            raise CifarError(f"{path} has no {split}/ folder: expected fastai's layout train/<class>/*.png and test/<class>/*.png")
+    trn, tst = _classes(path/'train'), _classes(path/'test')
+    if not trn: raise CifarError(f"{path/'train'} has no class folders: expected train/<class>/*.png")
+    extra = sorted(set(tst)-set(trn))
+    if extra: raise CifarError(f"classes in test/ but not in train/: {', '.join(extra)}")
+    files = [get_image_files(path/split) for split in ('train','test')]  # one walk of each split: 0.5 s for CIFAR-10
+    for split,fs in zip(('train','test'), files):
+        if not fs: raise CifarError(f"no images (png/jpg) under {path/split}")
+    return trn, *files
+
+def check_layout(path:Path, # folder from `cifar_source`
+                 verify:bool=True, # open every image's header too
+                ):
+    "Check `path` is in fastai's layout with images in every split; return the training classes"
+    classes, *files = _layout(Path(path))
+    if verify:
+        for fs in files: check_images(fs)
+    return classes
 
 # %% ../nbs/03_source.ipynb #b55ff699
 ENV_VAR = 'CIFAR_FASTAI_DATA'  # default for `data` when none is passed
@@ -73,47 +114,6 @@ def cifar_source(data:str|Path=None, # folder in fastai's layout, or a `.tgz` of
         if not re.search(r'\.(tgz|tar\.gz|tar)$', p.name): raise CifarError(f"{p} is a file but not a .tgz/.tar.gz/.tar archive")
         p = extract_tgz(p, dest)
     return cifar_root(p)
-
-# %% ../nbs/03_source.ipynb #292c5ae2
-def _classes(folder:Path): return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith('.'))
-
-def _bad_images(bad, n_show=3):
-    return CifarError(f"{len(bad)} unreadable image(s), e.g. {', '.join(map(str,bad[:n_show]))}: remove or replace them")
-
-def check_images(files, # image files to open
-                 n_show=3, # how many bad files the message names
-                ):
-    "Raise `CifarError` naming the files PIL cannot identify as images"
-    bad = []
-    for f in files:
-        try:
-            with Image.open(f) as im: im.size
-        except Exception: bad.append(f)
-    if bad: raise _bad_images(bad, n_show)
-
-# %% ../nbs/03_source.ipynb #2799394e
-def _layout(path:Path)->tuple:
-    "`(classes, train files, test files)` of `path`, after checking it is in fastai's layout with images in every split"
-    for split in ('train','test'):
-        if not (path/split).is_dir():
-            raise CifarError(f"{path} has no {split}/ folder: expected fastai's layout train/<class>/*.png and test/<class>/*.png")
-    trn, tst = _classes(path/'train'), _classes(path/'test')
-    if not trn: raise CifarError(f"{path/'train'} has no class folders: expected train/<class>/*.png")
-    extra = sorted(set(tst)-set(trn))
-    if extra: raise CifarError(f"classes in test/ but not in train/: {', '.join(extra)}")
-    files = [get_image_files(path/split) for split in ('train','test')]  # one walk of each split: 0.5 s for CIFAR-10
-    for split,fs in zip(('train','test'), files):
-        if not fs: raise CifarError(f"no images (png/jpg) under {path/split}")
-    return trn, *files
-
-def check_layout(path:Path, # folder from `cifar_source`
-                 verify:bool=True, # open every image's header too
-                ):
-    "Check `path` is in fastai's layout with images in every split; return the training classes"
-    classes, *files = _layout(Path(path))
-    if verify:
-        for fs in files: check_images(fs)
-    return classes
 
 # %% ../nbs/03_source.ipynb #20143bd1
 def _subset_idx(n:int, subset:float=None, seed:int=None)->np.ndarray:

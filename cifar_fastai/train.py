@@ -59,7 +59,11 @@ def pick_lr(lrs, # LRs recorded by the range test
     return None, None
 
 # %% ../nbs/10_train.ipynb #bb703a30
-def plot_lr_find(lrs, losses, lr_max=None, name=None):
+def plot_lr_find(lrs, # LRs of the range test
+                 losses, # its smoothed training losses
+                 lr_max:float=None, # the LR picked, marked with a dashed line
+                 name:str=None, # how it was picked (see `pick_lr`)
+                ):
     "The LR range test's loss against LR (log scale), with the chosen `lr_max` marked"
     fig,ax = plt.subplots(figsize=(6,4))
     ax.plot(lrs, losses)
