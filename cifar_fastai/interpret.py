@@ -176,9 +176,10 @@ def gradcam(learn_or_model, # a `Learner`, or the bare model
     vocab = getattr(getattr(learn_or_model, 'dls', None), 'vocab', None)
     return _gradcam(model, xb, cls, layer, vocab)[0]
 
-# %% ../nbs/08_interpret.ipynb #076dbefe
+# %% ../nbs/08_interpret.ipynb #c7789a8d
 def _layer_name(model, layer): return first(n for n,m in model.named_modules() if m is layer) or type(layer).__name__
 
+# %% ../nbs/08_interpret.ipynb #076dbefe
 def show_gradcam(learn_or_model, # a `Learner`, or the bare model
                  xb:Tensor, # normalised images (bs,3,h,w)
                  ys=None, # true class indices, to title the images with

@@ -58,7 +58,7 @@ def load_cifar_learner(model_path:Path, # a `model.pkl` written by `train`
     learn.to_channelslast(use_amp=False)
     return learn.to_precision(precision)  # what this machine computes fastest, not what the training machine did
 
-# %% ../nbs/11_predict.ipynb #c3350541
+# %% ../nbs/11_predict.ipynb #12aa3839
 def _unique_png(out:Path, stem:str, used:set)->Path:
     "`out/<stem>_gradcam.png`, numbered when two images of one call share a name"
     name, i = f'{stem}_gradcam.png', 2
@@ -66,6 +66,7 @@ def _unique_png(out:Path, stem:str, used:set)->Path:
     used.add(name)
     return out/name
 
+# %% ../nbs/11_predict.ipynb #c3350541
 def predict(model_path:Path, # a `model.pkl` written by `train`
             images:list, # image files, any size and mode (see `cifar_image`)
             topk:int=3, # classes per image, most probable first (at most all classes)
