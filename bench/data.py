@@ -8,7 +8,9 @@ import time, tempfile
 from pathlib import Path
 from common import parser, header, median
 from fastai.vision.all import defaults
-from cifar_fastai.data import cifar_source, cifar_cache, cifar_dls
+from cifar_fastai.source import cifar_source
+from cifar_fastai.cache import cifar_cache
+from cifar_fastai.data import cifar_dls
 
 def throughput(dl, n_batches):
     "Augmented images/s over `n_batches` batches of `dl` (after one warm-up batch)"

@@ -4,7 +4,7 @@ from pathlib import Path
 @pytest.fixture(scope='session')
 def syn(tmp_path_factory):
     "A learnable 10-class synthetic CIFAR in fastai's layout: 8 train and 4 test images per class"
-    from cifar_fastai.data import make_synthetic_cifar
+    from cifar_fastai.testing import make_synthetic_cifar
     return make_synthetic_cifar(tmp_path_factory.mktemp('data')/'syn', n_train=8, n_test=4)
 
 def cli(*args, module='cifar_fastai.train', cwd=None, env=None):
@@ -16,7 +16,7 @@ def cli(*args, module='cifar_fastai.train', cwd=None, env=None):
 def tiny_run(dest):
     "A 3-class colour model trained by `train` as a user would, in `dest`: (learner, its model.pkl, the data folder)"
     from cifar_fastai.train import train
-    from cifar_fastai.data import make_synthetic_cifar
+    from cifar_fastai.testing import make_synthetic_cifar
     src = make_synthetic_cifar(dest/'syn', n_train=8, n_test=4, n_classes=3)
     learn, m = train(src, epochs=3, bs=8, lr_max=3e-3, out=dest/'run', seed=0, bar=False)
     assert m['test_accuracy'] > 0.9, m

@@ -3,7 +3,10 @@ import os, shutil, time, pickle, zipfile
 import numpy as np, pytest, torch
 from PIL import Image
 from fastai.vision.all import cifar_stats, set_seed
-from cifar_fastai.data import cifar_cache, cifar_dls, make_synthetic_cifar, CACHE_NAME, CifarError
+from cifar_fastai.core import CifarError
+from cifar_fastai.testing import make_synthetic_cifar
+from cifar_fastai.cache import cifar_cache, CACHE_NAME
+from cifar_fastai.data import cifar_dls
 from conftest import cli
 
 @pytest.fixture
@@ -37,7 +40,7 @@ def test_broken_or_foreign_cache_file_is_rebuilt(data):
     assert not cifar_cache(data).built
 
 def test_unwritable_cache_place_falls_back_to_fastai_data(data, tmp_path, monkeypatch):
-    import cifar_fastai.data as D
+    import cifar_fastai.cache as D
     monkeypatch.setattr(D, 'fastai_path', lambda folder: tmp_path/'home'/folder)  # fastai's data folder
     (data/CACHE_NAME).mkdir()  # cannot be replaced by a file, as in a read-only folder
     c = cifar_cache(data)
@@ -95,7 +98,7 @@ def test_fast_dataloader_cutout_area(tmp_path):
     dls = cifar_dls(src, bs=100, device='cpu', cutout=16, pad=0, flip=False)
     areas = torch.cat([(xb==0).all(1).sum((1,2)) for _ in range(8) for xb,_ in dls.train]).float()  # hole pixels per image
     assert len(areas)==4000 and areas.min()>=64 and areas.max()==256
-    assert abs(areas.mean()-196) < 3  # the exact mean area of a 16×16 square clipped at the border (see 01_augment)
+    assert abs(areas.mean()-196) < 3  # the exact mean area of a 16×16 square clipped at the border (see 02_augment)
     assert (dls.valid.one_batch()[0]!=0).all()
 
 def test_fast_and_per_image_paths_give_the_same_shuffled_batches(data):
@@ -110,7 +113,7 @@ def test_fast_and_per_image_paths_give_the_same_shuffled_batches(data):
 def test_exported_learner_has_no_pixels_and_predicts_any_size(data, tmp_path):
     from fastai.learner import load_learner
     from cifar_fastai.train import train
-    from cifar_fastai.data import CacheImage
+    from cifar_fastai.cache import CacheImage
     learn, _ = train(data, epochs=1, bs=4, lr_max=1e-3, out=tmp_path/'run', seed=0, bar=False)
     assert learn.dls.cache.x is not None
     exp = load_learner(tmp_path/'run/model.pkl')

@@ -11,7 +11,7 @@ def test_import_adds_no_warnings_filter():
 import warnings
 with warnings.catch_warnings(): import fastai.vision.all  # fastai's own import, before ours
 n = list(warnings.filters)
-import cifar_fastai.data, cifar_fastai.augment, cifar_fastai.model, cifar_fastai.learner, cifar_fastai.interpret, cifar_fastai.train, cifar_fastai.predict
+import cifar_fastai.core, cifar_fastai.testing, cifar_fastai.augment, cifar_fastai.source, cifar_fastai.cache, cifar_fastai.data, cifar_fastai.model, cifar_fastai.callbacks, cifar_fastai.learner, cifar_fastai.interpret, cifar_fastai.train, cifar_fastai.predict
 print(warnings.filters == n)
 """)
     assert out.strip() == 'True'
@@ -24,3 +24,14 @@ import json; print(p.dumps is json.dumps)
 """)
     mods, same = out.strip().splitlines()
     assert set(mods.split()) == {'cifar_fastai.model'} and same == 'True', out
+
+def test_names_that_moved_out_of_data_still_import_from_it():
+    "`core`, `source`, `cache` and `testing` came out of `data`: users' imports and old pickles (`cifar_fastai.data.CacheImage`) still find them there"
+    out = run("""
+import pickle
+from cifar_fastai.data import CifarError, run_cli, EPOCHS, cifar_source, check_layout, cifar_cache, CacheImage, CacheDL, make_synthetic_cifar, Cutout
+import cifar_fastai.core, cifar_fastai.cache, cifar_fastai.augment
+print(pickle.loads(b'ccifar_fastai.data\\nCacheImage\\n.') is cifar_fastai.cache.CacheImage, pickle.loads(b'ccifar_fastai.data\\nCutout\\n.') is cifar_fastai.augment.Cutout,
+      CifarError is cifar_fastai.core.CifarError)
+""")
+    assert out.split() == ['True', 'True', 'True'], out

@@ -2,7 +2,7 @@
 import re, json, pickle, pytest
 from PIL import Image
 from conftest import cli, tiny_run
-from cifar_fastai.data import CifarError
+from cifar_fastai.core import CifarError
 
 PNG = b'\x89PNG'
 

@@ -82,8 +82,9 @@ def test_ctrl_c_saves_and_says_how_to_resume(syn, straight, tmp_path):
     pd.testing.assert_frame_equal(hist(out), hist(straight))
 
 def test_disk_full_while_checkpointing_keeps_the_previous_one(syn, tmp_path, monkeypatch):
-    from cifar_fastai.train import train, load_checkpoint
-    from cifar_fastai.data import CifarError
+    from cifar_fastai.train import train
+    from cifar_fastai.callbacks import load_checkpoint
+    from cifar_fastai.core import CifarError
     real_save, calls = torch.save, []
     def full_disk(obj, f, *a, **k):
         calls.append(f)
@@ -125,7 +126,8 @@ def test_killed_after_the_last_checkpoint_resume_finishes_the_run(syn, straight,
     code = f"""
 import os, signal
 from fastai.callback.core import Callback
-from cifar_fastai.train import train, Checkpoint
+from cifar_fastai.train import train
+from cifar_fastai.callbacks import Checkpoint
 class Kill(Callback):
     order = Checkpoint.order+1  # the epoch's checkpoint is written
     def after_epoch(self):
@@ -156,7 +158,8 @@ def test_resume_refuses_a_change_of_precision(syn, tmp_path):
 
 def test_fp16_grad_scaler_state_is_checkpointed_and_restored(syn, tmp_path):
     "fp16 runs on the CPU too (autocast + GradScaler('cpu')): the loss scale survives a resume instead of restarting at 2**16"
-    from cifar_fastai.train import train, load_checkpoint, Checkpoint
+    from cifar_fastai.train import train
+    from cifar_fastai.callbacks import load_checkpoint, Checkpoint
     with pytest.raises(KeyboardInterrupt): train(syn, epochs=2, bs=8, lr_max=1e-3, seed=0, out=tmp_path/'r', bar=False, cbs=CtrlCInEpoch2(), precision='fp16')
     st = load_checkpoint(tmp_path/'r/checkpoint.pth')
     assert st['scaler'] is not None and st['scaler']['scale'] > 0
