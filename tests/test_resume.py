@@ -21,14 +21,26 @@ def weights(run):
         warnings.simplefilter('ignore')  # load_learner's pickle warning: these are our own files
         return load_learner(Path(run)/'model.pkl').model.state_dict()
 
+_straight = {}
+def straight_run(syn, tmp_path_factory, precision):
+    "An uninterrupted run of the tiny recipe in `precision`, made once per module"
+    if precision not in _straight:
+        out = tmp_path_factory.mktemp('straight')/'run'
+        r = cli('--data', syn, *ARGS, '--precision', precision, '--out', out)
+        assert r.returncode == 0, r.stderr
+        assert json.loads((out/'metrics.json').read_text())['precision'] == precision
+        _straight[precision] = out
+    return _straight[precision]
+
 @pytest.fixture(scope='module', params=['fp32', 'bf16'])
-def straight(syn, tmp_path_factory, request):
-    "An uninterrupted run of the tiny recipe, in fp32 and in bf16 (bf16 runs everywhere: emulated where the CPU lacks it, and still deterministic)"
-    out = tmp_path_factory.mktemp('straight')/'run'
-    r = cli('--data', syn, *ARGS, '--precision', request.param, '--out', out)
-    assert r.returncode == 0, r.stderr
-    assert json.loads((out/'metrics.json').read_text())['precision'] == request.param
-    return out
+def straight2(syn, tmp_path_factory, request):
+    "The uninterrupted run in fp32 and in bf16 (bf16 runs everywhere: emulated where the CPU lacks it, and still deterministic), for the bit-identical resume test"
+    return straight_run(syn, tmp_path_factory, request.param)
+
+@pytest.fixture(scope='module')
+def straight(syn, tmp_path_factory):
+    "The uninterrupted run in fp32, for the other comparisons (the precision does not change what they check)"
+    return straight_run(syn, tmp_path_factory, 'fp32')
 
 def prec(run): return json.loads((Path(run)/'metrics.json').read_text())['precision']
 
@@ -39,7 +51,7 @@ def test_same_command_twice_same_metrics(syn, straight, tmp_path):
     a, b = json.loads((tmp_path/'again/metrics.json').read_text()), json.loads((straight/'metrics.json').read_text())
     assert a['test_accuracy'] == b['test_accuracy'] and a['test_loss'] == b['test_loss']
 
-def test_sigkill_mid_epoch_2_then_resume_is_bit_identical(syn, straight, tmp_path):
+def test_sigkill_mid_epoch_2_then_resume_is_bit_identical(syn, straight2, tmp_path):
     out = tmp_path/'killed'
     code = f"""
 import os, signal
@@ -48,19 +60,19 @@ from cifar_fastai.train import train
 class Kill(Callback):
     def after_batch(self):
         if self.epoch==1 and self.iter==2: os.kill(os.getpid(), signal.SIGKILL)  # 3rd of 10 batches of epoch 2
-train({str(syn)!r}, epochs=3, bs=8, lr_max=1e-3, seed=0, out={str(out)!r}, bar=False, cbs=Kill(), precision={prec(straight)!r})
+train({str(syn)!r}, epochs=3, bs=8, lr_max=1e-3, seed=0, out={str(out)!r}, bar=False, cbs=Kill(), precision={prec(straight2)!r})
 """
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=600)
     assert r.returncode == -signal.SIGKILL, r.stderr
     assert not (out/'metrics.json').exists() and len(hist(out)) == 1  # epoch 1 saved, epoch 2 lost
-    r = cli('--data', syn, *ARGS, '--precision', prec(straight), '--resume', out)
+    r = cli('--data', syn, *ARGS, '--precision', prec(straight2), '--resume', out)
     assert r.returncode == 0, r.stderr
     assert 'resuming after epoch 1/3' in r.stdout
-    pd.testing.assert_frame_equal(hist(out), hist(straight))
-    m, s = json.loads((out/'metrics.json').read_text()), json.loads((straight/'metrics.json').read_text())
+    pd.testing.assert_frame_equal(hist(out), hist(straight2))
+    m, s = json.loads((out/'metrics.json').read_text()), json.loads((straight2/'metrics.json').read_text())
     assert m['resumed_after'] == 1
     assert [m[k] for k in ('test_accuracy','test_loss','train_loss','train_accuracy')] == [s[k] for k in ('test_accuracy','test_loss','train_loss','train_accuracy')]
-    wa, wb = weights(out), weights(straight)
+    wa, wb = weights(out), weights(straight2)
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)  # bit-identical on the CPU
 
 def test_ctrl_c_saves_and_says_how_to_resume(syn, straight, tmp_path):
@@ -156,10 +168,12 @@ def test_resume_refuses_a_change_of_precision(syn, tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path/'r/metrics.json').read_text())['precision'] == 'fp32'
 
-def test_fp16_grad_scaler_state_is_checkpointed_and_restored(syn, tmp_path):
+def test_fp16_grad_scaler_state_is_checkpointed_and_restored(tmp_path):
     "fp16 runs on the CPU too (autocast + GradScaler('cpu')): the loss scale survives a resume instead of restarting at 2**16"
     from cifar_fastai.train import train
     from cifar_fastai.callbacks import load_checkpoint, Checkpoint
+    from cifar_fastai.testing import make_synthetic_cifar
+    syn = make_synthetic_cifar(tmp_path/'syn', n_train=4, n_test=2, n_classes=2)  # one batch an epoch: fp16 is emulated on a CPU, and slow
     with pytest.raises(KeyboardInterrupt): train(syn, epochs=2, bs=8, lr_max=1e-3, seed=0, out=tmp_path/'r', bar=False, cbs=CtrlCInEpoch2(), precision='fp16')
     st = load_checkpoint(tmp_path/'r/checkpoint.pth')
     assert st['scaler'] is not None and st['scaler']['scale'] > 0
