@@ -43,6 +43,7 @@ def lowest(div:float=LR_DIV, # divide the LR of the lowest loss by this
     _f.__name__ = f'lowest/{div:g}'  # what `pick_lr` reports and metrics.json records
     return _f
 
+# %% ../nbs/10_train.ipynb #25930885
 def pick_lr(lrs, # LRs recorded by the range test
             losses, # smoothed losses recorded by the range test
             num_it:int, # planned length of the range test
