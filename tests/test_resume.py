@@ -21,6 +21,15 @@ def weights(run):
         warnings.simplefilter('ignore')  # load_learner's pickle warning: these are our own files
         return load_learner(Path(run)/'model.pkl').model.state_dict()
 
+def assert_finished_like(out, straight, keys):
+    "`out`, finished by a resume, holds what the uninterrupted run `straight` holds: the same files, history, `keys` of metrics.json and weights"
+    assert {f.name for f in straight.iterdir()} == {f.name for f in out.iterdir()}  # the same artefacts
+    pd.testing.assert_frame_equal(hist(out), hist(straight))
+    m, s = json.loads((out/'metrics.json').read_text()), json.loads((straight/'metrics.json').read_text())
+    assert [m[k] for k in keys] == [s[k] for k in keys]
+    wa, wb = weights(out), weights(straight)  # model.pkl loads, with the same weights
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
 _straight = {}
 def straight_run(syn, tmp_path_factory, precision):
     "An uninterrupted run of the tiny recipe in `precision`, made once per module"
@@ -152,12 +161,7 @@ train({str(syn)!r}, epochs=3, bs=8, lr_max=1e-3, seed=0, out={str(out)!r}, bar=F
     r = cli('--data', syn, *ARGS, '--precision', prec(straight), '--resume', out)
     assert r.returncode == 0, r.stderr
     assert 'all 3 epochs were trained' in r.stdout and 'epoch 1/3' not in r.stdout  # nothing retrained
-    assert {f.name for f in straight.iterdir()} == {f.name for f in out.iterdir()}  # the same artefacts
-    pd.testing.assert_frame_equal(hist(out), hist(straight))
-    m, s = json.loads((out/'metrics.json').read_text()), json.loads((straight/'metrics.json').read_text())
-    assert [m[k] for k in ('test_accuracy','test_loss','train_loss','epochs')] == [s[k] for k in ('test_accuracy','test_loss','train_loss','epochs')]
-    wa, wb = weights(out), weights(straight)
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert_finished_like(out, straight, ('test_accuracy','test_loss','train_loss','epochs'))
 
 def test_resume_refuses_a_change_of_precision(syn, tmp_path):
     from cifar_fastai.train import train
@@ -206,8 +210,4 @@ train({str(syn)!r}, epochs=3, bs=8, lr_max=1e-3, seed=0, out={str(out)!r}, bar=F
     r = cli('--data', syn, *ARGS, '--precision', prec(straight), '--resume', out)
     assert r.returncode == 0, r.stderr
     assert 'epoch 1/3' not in r.stdout  # nothing retrained
-    assert {f.name for f in straight.iterdir()} == {f.name for f in out.iterdir()}
-    m, s = json.loads((out/'metrics.json').read_text()), json.loads((straight/'metrics.json').read_text())
-    assert [m[k] for k in ('test_accuracy','test_loss','train_loss','test_accuracy_flip_tta')] == [s[k] for k in ('test_accuracy','test_loss','train_loss','test_accuracy_flip_tta')]
-    wa, wb = weights(out), weights(straight)  # model.pkl loads, with the same weights
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert_finished_like(out, straight, ('test_accuracy','test_loss','train_loss','test_accuracy_flip_tta'))
