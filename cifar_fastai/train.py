@@ -17,11 +17,15 @@ from .learner import *
 from .interpret import *
 from .callbacks import *
 from .callbacks import _set_rng_state
+from .lr_find import *  # `lowest`, `pick_lr`, `plot_lr_find`: the LR range test's rules
 from .data import cifar_dls
 
 # %% auto #0
-__all__ = ['HPARAMS', 'new_run_dir', 'lowest', 'pick_lr', 'plot_lr_find', 'plot_curves', 'read_reference', 'compare_reference',
-           'seed_all', 'train', 'main']
+__all__ = ['HPARAMS', 'new_run_dir', 'plot_curves', 'read_reference', 'compare_reference', 'seed_all', 'train', 'main', 'lowest',
+           'pick_lr', 'plot_lr_find']
+
+# %% ../nbs/10_train.ipynb #fb1d4cc6
+_all_ = ['lowest', 'pick_lr', 'plot_lr_find']  # re-exported: they lived here before
 
 # %% ../nbs/10_train.ipynb #ad0ceb4a
 def new_run_dir(out:str|Path=None, # wanted folder; None: runs/<date-time>
@@ -34,45 +38,6 @@ def new_run_dir(out:str|Path=None, # wanted folder; None: runs/<date-time>
     except OSError as e: raise CifarError(f"cannot create run folder {cand}: {e.strerror or e}") from None
     if not os.access(cand, os.W_OK): raise CifarError(f"run folder {cand} is not writable")
     return cand
-
-# %% ../nbs/10_train.ipynb #d0507ac3
-def lowest(div:float=LR_DIV, # divide the LR of the lowest loss by this
-          ):
-    "A suggestion function like fastai's `minimum` (which divides by 10): the LR of the lowest smoothed loss / `div`"
-    def _f(lrs, losses, num_it): i = int(losses.argmin()); return float(lrs[i])/div, (float(lrs[i]), float(losses[i]))
-    _f.__name__ = f'lowest/{div:g}'  # what `pick_lr` reports and metrics.json records
-    return _f
-
-# %% ../nbs/10_train.ipynb #25930885
-def pick_lr(lrs, # LRs recorded by the range test
-            losses, # smoothed losses recorded by the range test
-            num_it:int, # planned length of the range test
-            funcs=None, # suggestion functions, in order of preference; None: `lowest()`, then `valley`, then `steep`
-           ):
-    "The first usable suggestion of `funcs` for this range test, as `(lr, name)`; `(None, None)` if none works"
-    lrs, losses = (torch.tensor([float(o) for o in x])[num_it//10:-5] for x in (lrs, losses))  # trimmed as fastai does
-    ok = ~torch.isnan(losses).cumsum(0).bool()  # stop at the first nan
-    lrs, losses = lrs[ok], losses[ok]
-    for f in ifnone(funcs, (lowest(), valley, steep)):
-        try: lr,_ = f(lrs, losses, num_it)
-        except Exception: continue
-        if lr is not None and np.isfinite(float(lr)) and float(lr)>0: return float(lr), f.__name__
-    return None, None
-
-# %% ../nbs/10_train.ipynb #bb703a30
-def plot_lr_find(lrs, # LRs of the range test
-                 losses, # its smoothed training losses
-                 lr_max:float=None, # the LR picked, marked with a dashed line
-                 name:str=None, # how it was picked (see `pick_lr`)
-                ):
-    "The LR range test's loss against LR (log scale), with the chosen `lr_max` marked"
-    fig,ax = plt.subplots(figsize=(6,4))
-    ax.plot(lrs, losses)
-    ax.set(xscale='log', xlabel='learning rate (log scale)', ylabel='training loss (smoothed)', title='LR range test')
-    if lr_max:
-        ax.axvline(lr_max, c='r', ls='--', label=f'lr_max = {lr_max:.2e}' + (f' ({name})' if name else ''))
-        ax.legend()
-    return fig
 
 # %% ../nbs/10_train.ipynb #6423f17b
 def plot_curves(recorder:Recorder, # the run's, with its whole history

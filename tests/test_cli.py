@@ -1,5 +1,6 @@
 "The training command line end to end, in subprocesses, on synthetic data."
-import json, shutil, tarfile, pytest
+import json, shutil, tarfile, subprocess, sys, pytest
+from pathlib import Path
 import pandas as pd
 from PIL import Image
 from conftest import cli
@@ -109,3 +110,19 @@ def test_bad_reference_log_one_line_exit_2(syn, tmp_path):
     r = cli('--data', syn, '--epochs', 1, '--bs', 8, '--reference', tmp_path/'ref.csv', '--out', tmp_path/'run')
     assert r.returncode == 2 and 'needs the columns epoch and test_accuracy_pct' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path/'run').exists()
+
+def test_range_test_tool_records_the_curve_and_the_pick_train_would_make(syn, tmp_path):
+    "tools/range_test.py: train's range test alone; its pick is the rule applied to the curve it saves, and the same seed gives the same curve"
+    tool = Path(__file__).parents[1]/'tools/range_test.py'
+    runs = [subprocess.run([sys.executable, str(tool), '--data', str(syn), '--out', str(tmp_path/f'rt{i}'), '--seed', '3', '--lr_find_iters', '20', '--bs', '8'],
+                           capture_output=True, text=True, timeout=600) for i in (1, 2)]
+    for r in runs: assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path/'rt1/range_test.json').read_text())
+    from cifar_fastai.lr_find import pick_lr, lowest
+    rf = pd.read_csv(tmp_path/'rt1/lr_find.csv')
+    lr, how = pick_lr(rf['lr'], rf['loss'], 20, funcs=(lowest(),))
+    assert res['lr_max'] == pytest.approx(lr, rel=1e-6) and res['how'] == f'lr_find:{how}' and res['seed'] == 3, res
+    assert not (tmp_path/'rt1/metrics.json').exists() and not (tmp_path/'rt1/checkpoint.pth').exists()  # no training
+    pd.testing.assert_frame_equal(rf, pd.read_csv(tmp_path/'rt2/lr_find.csv'))  # seeded: the same curve twice
+    bad = subprocess.run([sys.executable, str(tool), '--data', str(tmp_path/'nowhere')], capture_output=True, text=True, timeout=600)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
