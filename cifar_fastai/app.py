@@ -4,7 +4,8 @@
 
 # %% ../nbs/12_app.ipynb #55ab3445
 from __future__ import annotations
-import os, re, sys, json, time, threading, warnings
+import os, io, re, sys, json, time, base64, signal, tempfile, threading, warnings
+from contextlib import contextmanager
 from .core import *
 with warnings.catch_warnings():  # fastai's import on torch>=2.10 says `torch.jit.script` is deprecated: noise for our users, silenced here only
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
@@ -16,8 +17,8 @@ import matplotlib as mpl
 from fastcore.script import call_parse  # after the star import, as in `predict`
 
 # %% auto #0
-__all__ = ['PRED', 'RUN_PICS', 'cam_overlay', 'CifarDemo', 'page_outputs', 'run_info', 'run_markdown', 'example_images',
-           'build_app', 'launch', 'main']
+__all__ = ['PRED', 'RUN_PICS', 'cam_overlay', 'png_data_url', 'CifarDemo', 'page_outputs', 'run_info', 'run_markdown',
+           'example_images', 'build_app', 'launch', 'temp_folder', 'main']
 
 # %% ../nbs/12_app.ipynb #da447576
 def cam_overlay(x:Tensor, # one normalised image (3,h,w), as the model saw it
@@ -32,6 +33,14 @@ def cam_overlay(x:Tensor, # one normalised image (3,h,w), as the model saw it
     big = lambda a: np.asarray(Image.fromarray((a*255).round().astype(np.uint8)).resize((size,size), Image.Resampling.NEAREST))
     gap = np.full((size, size//16, 3), 255, np.uint8)
     return np.concatenate([big(img), gap, big((1-alpha)*img + alpha*heat)], axis=1)
+
+# %% ../nbs/12_app.ipynb #2d057319
+def png_data_url(a:np.ndarray, # uint8 image, (h,w,3) RGB or (h,w) grey
+                )->str:
+    "`a` as a PNG in a `data:` URL: a picture a page shows without a file on the server"
+    b = io.BytesIO()
+    Image.fromarray(a).save(b, format='png')
+    return 'data:image/png;base64,' + base64.b64encode(b.getvalue()).decode('ascii')
 
 # %% ../nbs/12_app.ipynb #749d3175
 PRED = 'the predicted class'  # the class picker's first choice
@@ -79,6 +88,8 @@ def page_outputs(demo:CifarDemo, # the model behind the page
                 )->tuple:
     "What the page shows for `upload`: (the label's {class: probability} or None, the overlay or None, the message)"
     fn, name = _upload(upload)
+    if isinstance(fn, (str, Path)) and fn and not Path(fn).exists():  # the server deleted it (`forget_after`) while the page still shows it
+        return None, None, f"{name} is no longer on the server (uploads are deleted a few minutes after they arrive): upload it again."
     d = demo(fn, None if cls==PRED else cls, name)
     return d.get('top'), d.get('cam'), d['msg']
 
@@ -150,16 +161,25 @@ def _run_section(gr, info:dict):
     with gr.Accordion("The run: confusion matrix and top losses", open=False):
         for title,fn in info['pictures'].items(): gr.Image(str(fn), label=title, interactive=False, buttons=['fullscreen'])
 
+def _answer(gr, demo:CifarDemo, lbl, upload, cls:str=PRED)->tuple:
+    "`page_outputs` as the page's events send them, unprocessed by Gradio: the label `lbl`'s data, the overlay as a PNG `data:` URL inside the answer, the message"
+    top, cam, msg = page_outputs(demo, upload, cls)
+    top = lbl.postprocess(top)  # what Gradio would do for the label
+    img = None if cam is None else gr.data_classes.ImageData(url=png_data_url(cam), orig_name='gradcam.png').model_dump()  # Gradio's would be a file in its cache
+    return top.model_dump() if hasattr(top, 'model_dump') else top, img, msg
+
 # %% ../nbs/12_app.ipynb #a860bf49
 def build_app(model_path:Path, # a `model.pkl` written by `train`
               examples:Path=None, # folder of example images; None: a few test images per class when the run's data is here
               precision:str='auto', # as in `load_cifar_learner`
+              forget_after:int=600, # seconds after which Gradio deletes an upload, checked every minute (or as often, if less); 0: kept until the server stops
              ):
     "The page for the model at `model_path`, a Gradio `Blocks`, not yet served"
+    if forget_after < 0: raise CifarError(f"forget_after must be 0 (keep uploads until the server stops) or more seconds, not {forget_after}")
     demo, info = CifarDemo(model_path, precision), run_info(model_path)  # the model first: its error matters more than a missing Gradio
     gr = _gradio()
     exs = example_images(examples, ((info['metrics'] or {}).get('args') or {}).get('data'), demo.vocab)
-    with gr.Blocks(title="cifar_fastai", analytics_enabled=False) as page:
+    with gr.Blocks(title="cifar_fastai", analytics_enabled=False, delete_cache=(min(forget_after, 60), forget_after) if forget_after else None) as page:
         gr.Markdown(f"## What is in the picture? ({', '.join(demo.vocab)})\n\n{run_markdown(model_path, info)}")
         with gr.Row():
             with gr.Column():
@@ -171,7 +191,7 @@ def build_app(model_path:Path, # a `model.pkl` written by `train`
                 cam = gr.Image(label="What the model saw | Grad-CAM", format='png', interactive=False, elem_id='cam', buttons=['download','fullscreen'])  # no share: offline
                 msg = gr.Markdown(elem_id='msg')
         for ev,name in ((inp.change,'predict'), (cls.change,'explain')):
-            ev(partial(page_outputs, demo), [inp, cls], [lbl, cam, msg], api_name=name, preprocess=False, concurrency_id='model')
+            ev(partial(_answer, gr, demo, lbl), [inp, cls], [lbl, cam, msg], api_name=name, preprocess=False, postprocess=False, concurrency_id='model')
         _run_section(gr, info)
     return page
 
@@ -186,16 +206,40 @@ def launch(page, # from `build_app`
     return page.launch(server_name=host, server_port=port, share=False, inbrowser=False, run_history=False, mcp_server=False,
                        enable_monitoring=False, pwa=False, ssr_mode=False, footer_links=['api'], max_file_size='25mb', **kwargs)
 
+# %% ../nbs/12_app.ipynb #59081800
+@contextmanager
+def temp_folder(parent:str=None, # where to make it; None: `$GRADIO_TEMP_DIR` when set, else the system's temporary folder
+               ):
+    "A new folder for Gradio's uploads and copies, `$GRADIO_TEMP_DIR` while inside; removed with all it holds on the way out, exceptions included"
+    old = os.environ.get('GRADIO_TEMP_DIR')
+    parent = parent or old
+    if parent: Path(parent).mkdir(parents=True, exist_ok=True)  # Gradio would create it too
+    with tempfile.TemporaryDirectory(prefix='cifar_fastai_app-', dir=parent) as d:
+        os.environ['GRADIO_TEMP_DIR'] = d
+        try: yield Path(d)
+        finally:
+            if old is None: os.environ.pop('GRADIO_TEMP_DIR', None)
+            else: os.environ['GRADIO_TEMP_DIR'] = old
+
 # %% ../nbs/12_app.ipynb #f948e65e
+def _stop(signum, frame):
+    "SIGTERM (`kill`, systemd, `docker stop`) as Ctrl-C: Gradio closes the server and `main` removes its folder"
+    raise KeyboardInterrupt
+
 @call_parse
 def main(model:str, # a model.pkl written by `python -m cifar_fastai.train`
          host:str='127.0.0.1', # address to serve on: 127.0.0.1 is this machine only, 0.0.0.0 every network it is on
          port:int=None, # port; default: the first free one from 7860
          examples:str=None, # folder of example images; default: 2 test images per class when the run's data is on this machine
          precision:str='auto', # auto (bf16 on a CPU with native bf16, else fp32), fp32, bf16 or fp16
+         forget_after:int=600, # seconds an upload stays on the server; 0: until the server stops
         ):
     "Serve a web page that classifies any image with a model trained by cifar_fastai and shows its Grad-CAM evidence"
-    try: page = build_app(model, examples, precision)
-    except CifarError as e: print_error(e); sys.exit(2)
-    try: launch(page, host, port)  # blocks until Ctrl-C
-    except OSError as e: print_error(f"cannot serve on {host}:{port or 'a port from 7860'}: {err_line(e)}"); sys.exit(2)
+    signal.signal(signal.SIGTERM, _stop)  # here, not at import: only the command line owns the process
+    try:
+        with temp_folder():  # uploads and Gradio's copies: removed when the server stops
+            try: page = build_app(model, examples, precision, forget_after)
+            except CifarError as e: print_error(e); sys.exit(2)
+            try: launch(page, host, port)  # blocks until Ctrl-C or SIGTERM
+            except OSError as e: print_error(f"cannot serve on {host}:{port or 'a port from 7860'}: {err_line(e)}"); sys.exit(2)
+    except KeyboardInterrupt: sys.exit(130)  # stopped while loading the model: nothing served, the folder removed

@@ -1,5 +1,5 @@
-"The web app on a tiny model trained once for this file: the code behind the page (no Gradio needed), the server over HTTP with `gradio_client`, and the page in a real browser (Debian's Chromium driven by Playwright)."
-import os, sys, time, shutil, socket, subprocess, importlib.util, urllib.request, pytest
+"The web app on a tiny model trained once for this file: the code behind the page (no Gradio needed), the server over HTTP with `gradio_client`, what it leaves on disk, and the page in a real browser (Debian's Chromium driven by Playwright)."
+import io, os, sys, json, time, base64, shutil, signal, socket, subprocess, importlib.util, urllib.error, urllib.parse, urllib.request, pytest
 from pathlib import Path
 from PIL import Image
 from conftest import cli, tiny_run
@@ -93,30 +93,42 @@ def _wait_up(url, p, log, timeout=240):
         except OSError: time.sleep(1)
     pytest.fail(f"the app did not answer at {url} in {timeout} s:\n{log.read_text()}")
 
+def _start(model, tmp, *args):
+    "`python -m cifar_fastai.app` on 127.0.0.1 and a free port with `args`, its temporary files under `tmp/gradio`: (process, url, its output file)"
+    pytest.importorskip('gradio', reason="the app extra is not installed: pip install -e '.[app]'")
+    port, log = _free_port(), tmp/'server.log'
+    env = {**os.environ, 'GRADIO_TEMP_DIR': str(tmp/'gradio')}  # uploads go to the test's folder, not /tmp/gradio
+    with open(log, 'w') as out:
+        p = subprocess.Popen([sys.executable, '-m', 'cifar_fastai.app', str(model), '--host', '127.0.0.1', '--port', str(port), *args],
+                             stdout=out, stderr=subprocess.STDOUT, env=env)
+    return p, f'http://127.0.0.1:{port}/', log
+
+def _stop(p, sig=signal.SIGTERM)->int:
+    p.send_signal(sig)
+    try: return p.wait(30)
+    except subprocess.TimeoutExpired: p.kill(); p.wait(30); pytest.fail(f"the app did not stop on {sig.name} in 30 s")
+
 @pytest.fixture(scope='module')
 def server(run, tmp_path_factory):
-    "`python -m cifar_fastai.app` on 127.0.0.1 and a free port, in a subprocess stopped after this file's tests: (url, its output file)"
-    pytest.importorskip('gradio', reason="the app extra is not installed: pip install -e '.[app]'")
-    tmp, port = tmp_path_factory.mktemp('server'), _free_port()
-    log = tmp/'server.log'
-    env = {**os.environ, 'GRADIO_TEMP_DIR': str(tmp/'gradio')}  # uploads and outputs go to the test's folder, not /tmp/gradio
-    with open(log, 'w') as out:
-        p = subprocess.Popen([sys.executable, '-m', 'cifar_fastai.app', str(run[0]), '--host', '127.0.0.1', '--port', str(port)],
-                             stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f'http://127.0.0.1:{port}/'
+    "The app in a subprocess, stopped after this file's tests: (url, its output file)"
+    p, url, log = _start(run[0], tmp_path_factory.mktemp('server'))
     try:
         _wait_up(url, p, log)
         yield url, log
-    finally:
-        p.terminate()
-        try: p.wait(30)
-        except subprocess.TimeoutExpired: p.kill(); p.wait(30)
+    finally: _stop(p)
 
 @pytest.fixture
 def client(server, tmp_path):
     pytest.importorskip('gradio_client', reason="gradio_client comes with the app extra: pip install -e '.[app]'")
     from gradio_client import Client
     return Client(server[0], verbose=False, download_files=str(tmp_path), analytics_enabled=False)
+
+def _png(cam)->Image.Image:
+    "The overlay as the page gets it: a PNG inside the answer, in a `data:` URL, not a file on the server"
+    assert cam['path'] is None and cam['url'].startswith('data:image/png;base64,'), str(cam)[:200]
+    im = Image.open(io.BytesIO(base64.b64decode(cam['url'].split(',', 1)[1])))
+    assert im.format == 'PNG'
+    return im
 
 def test_server_prints_its_loopback_address(server):
     assert f"Running on local URL:  {server[0].rstrip('/')}" in server[1].read_text(), server[1].read_text()
@@ -129,7 +141,7 @@ def test_server_predicts_like_predict(client, images):
         assert label['label'] == top, (f, label)
         ps = [c['confidence'] for c in label['confidences']]
         assert len(ps) == 3 and ps == sorted(ps, reverse=True) and abs(sum(ps)-1) < 1e-4, label
-        assert Path(cam).read_bytes()[:4] == PNG and Image.open(cam).size == (2*192+12, 192), cam
+        assert _png(cam).size == (2*192+12, 192)
         assert f'**{top}**' in msg
     label, cam, msg = client.predict(handle_file(str(images[0][0][0])), 'bird', api_name='/explain')
     assert label['label'] == images[0][0][1] and '**bird**' in msg  # the picker changes the evidence shown, not the prediction
@@ -145,13 +157,63 @@ def test_server_bad_files_give_a_message_and_it_keeps_serving(client, images):
     label, _, _ = client.predict(handle_file(str(images[0][2][0])), PRED, api_name='/predict')
     assert label['label'] == images[0][2][1]
 
-def test_cli_busy_port_and_missing_examples_exit_2(run, server, tmp_path):
+def test_cli_busy_port_missing_examples_bad_forget_after_exit_2(run, server, tmp_path):
     port = int(server[0].rstrip('/').rsplit(':', 1)[1])  # the server above holds it
-    for args,words in (([f'--port', port], f'cannot serve on 127.0.0.1:{port}'), (['--examples', tmp_path/'nope'], 'examples folder not found')):
+    for args,words in (([f'--port', port], f'cannot serve on 127.0.0.1:{port}'), (['--examples', tmp_path/'nope'], 'examples folder not found'),
+                       (['--forget_after', '-1'], 'forget_after must be 0')):
         r = cli(run[0], *args, module='cifar_fastai.app', env={'GRADIO_TEMP_DIR': str(tmp_path/'gradio')})
         err = r.stderr.strip().splitlines()
         assert r.returncode == 2 and err and err[-1].startswith('cifar_fastai: error:') and words in err[-1], r.stderr
         assert not any(l.startswith('cifar_fastai: error:') for l in err[:-1]) and 'Traceback' not in r.stderr, r.stderr
+        assert list((tmp_path/'gradio').iterdir()) == [], list((tmp_path/'gradio').rglob('*'))  # its temporary folder is gone
+
+# --- what the server keeps on disk ---
+
+def _files(d:Path)->set: return {p for p in d.rglob('*') if p.is_file()}
+
+def _status(url, path)->int:
+    "HTTP status of the file route for a path on the server"
+    try:
+        with urllib.request.urlopen(url + 'gradio_api/file=' + urllib.parse.quote(str(path)), timeout=30) as r: return r.status
+    except urllib.error.HTTPError as e: return e.code
+
+def _call(url, api, *data)->list:
+    "`data` to the API endpoint `api` over plain HTTP (no client): the outputs"
+    req = urllib.request.Request(f'{url}gradio_api/call/{api}', json.dumps({'data': data}).encode(), {'Content-Type': 'application/json'})
+    with urllib.request.urlopen(req, timeout=60) as r: eid = json.loads(r.read())['event_id']
+    with urllib.request.urlopen(f'{url}gradio_api/call/{api}/{eid}', timeout=120) as r: lines = r.read().decode().splitlines()
+    assert lines[0] == 'event: complete', lines
+    return json.loads(lines[1].removeprefix('data: '))
+
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT], ids=['SIGTERM', 'SIGINT'])
+def test_server_forgets_uploads_and_leaves_nothing_when_stopped(run, images, tmp_path, sig):
+    "An upload is served while needed, deleted `--forget_after` seconds later; the overlay is never a file; after the stop nothing is left"
+    pytest.importorskip('gradio_client', reason="gradio_client comes with the app extra: pip install -e '.[app]'")
+    from gradio_client import Client, handle_file
+    from cifar_fastai.app import PRED
+    p, url, log = _start(run[0], tmp_path, '--forget_after', '3')
+    gtmp = tmp_path/'gradio'
+    try:
+        _wait_up(url, p, log)
+        c = Client(url, verbose=False, download_files=str(tmp_path/'dl'), analytics_enabled=False)
+        start = _files(gtmp)  # Gradio's copies of the examples and of the run's pictures, for the page
+        assert {'confusion_percent.png', 'top_losses.png'} <= {q.name for q in start}, start
+        (f, top), (g, top2) = images[0][:2]
+        label, cam, msg = c.predict(handle_file(str(f)), PRED, api_name='/predict')
+        assert label['label'] == top and _png(cam).size == (2*192+12, 192)
+        up, = _files(gtmp) - start  # the upload, nothing else: the overlay is not a file
+        assert up.name == f.name and up.read_bytes() == f.read_bytes() and _status(url, up) == 200  # served while it is needed
+        t = time.time()
+        while up.exists() and time.time()-t < 60: time.sleep(0.5)
+        assert not up.exists() and _status(url, up) == 403, f"upload still there {time.time()-t:.0f} s after --forget_after 3"
+        gone = dict(path=str(up), orig_name='holiday.png', meta={'_type': 'gradio.FileData'})  # the page still shows it: pick a class
+        assert _call(url, 'explain', gone, top)[2].startswith('holiday.png is no longer on the server'), _call(url, 'explain', gone, top)
+        assert _files(gtmp) == start  # the examples and run pictures stay while the page is served
+        label, _, _ = c.predict(handle_file(str(g)), PRED, api_name='/predict')  # one more, still there when the server stops
+        assert label['label'] == top2 and {q.name for q in _files(gtmp) - start} == {g.name}, _files(gtmp) - start
+    finally: rc = _stop(p, sig)
+    assert rc == 0 and 'Traceback' not in log.read_text(), log.read_text()
+    assert list(gtmp.rglob('*')) == []  # no upload, copy or folder of the app's left
 
 # --- the page, in a real browser ---
 
@@ -179,6 +241,7 @@ def test_browser_upload_shows_predicts_class_offline(server, images, tmp_path):
             page.wait_for_function("document.querySelector('#msg') && document.querySelector('#msg').innerText.includes('Grad-CAM')", timeout=120_000)
             page.locator('#cam img').wait_for(timeout=60_000)
             assert label.inner_text().strip() == top
+            assert page.locator('#cam img').get_attribute('src').startswith('data:image/png;base64,')  # the overlay is not a file on the server
             shot = page.screenshot(path=str(tmp_path/'app.png'), full_page=True)
             if os.environ.get('CIFAR_FASTAI_SCREENSHOT'):  # for the docs: 256 colours are plenty for a page, at a third of the bytes
                 Image.open(tmp_path/'app.png').convert('RGB').quantize(256).save(os.environ['CIFAR_FASTAI_SCREENSHOT'], optimize=True)
