@@ -24,7 +24,7 @@ from .data import cifar_dls
 __all__ = ['HPARAMS', 'new_run_dir', 'plot_curves', 'read_reference', 'compare_reference', 'seed_all', 'train', 'main', 'lowest',
            'pick_lr', 'plot_lr_find']
 
-# %% ../nbs/10_train.ipynb #fb1d4cc6
+# %% ../nbs/10_train.ipynb #245aad82
 _all_ = ['lowest', 'pick_lr', 'plot_lr_find']  # re-exported: they lived here before
 
 # %% ../nbs/10_train.ipynb #ad0ceb4a
