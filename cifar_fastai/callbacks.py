@@ -133,6 +133,6 @@ class StopOnNonFinite(Callback):
         where = f"epoch {self.epoch+1}/{self.n_epoch}" + (f", batch {self.iter+1}/{self.n_iter}" if batch else '')
         raise Diverged(f"training diverged: {what} in {where}; the learning rate is too high: pass a lower --lr_max")
     def after_loss(self):
-        if self.training and not self.loss.isfinite().all(): self._stop(f"training loss {float(self.loss)}")
+        if self.training and not self.loss.isfinite().all(): self._stop(f"training loss {float(self.loss.detach())}")
     def after_epoch(self):
         if not finite_weights(self.model): self._stop("non-finite weights at the end", batch=False)
