@@ -10,7 +10,7 @@ from .core import *
 with warnings.catch_warnings():  # fastai's import on torch>=2.10 says `torch.jit.script` is deprecated: noise for our users, silenced here only
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
     from fastai.vision.all import *
-from .source import ENV_VAR, STAMP, cifar_root
+from .source import ENV_VAR, STAMP, MAX_PIXELS, cifar_root
 from .predict import load_cifar_learner, cifar_image
 from .interpret import gradcam, denorm
 import matplotlib as mpl
@@ -50,10 +50,11 @@ class CifarDemo:
     def __init__(self, model_path:Path, # a `model.pkl` written by `train`
                  precision:str='auto', # as in `load_cifar_learner`
                  topk:int=3, # classes shown, most probable first
+                 max_pixels:int=MAX_PIXELS, # refuse images of more pixels, before decoding them (see `open_image`)
                 ):
         self.learn = load_cifar_learner(model_path, precision)
         self.vocab = [str(v) for v in self.learn.dls.vocab]
-        self.topk, self.lock = min(topk, len(self.vocab)), threading.Lock()
+        self.topk, self.lock, self.max_pixels = min(topk, len(self.vocab)), threading.Lock(), max_pixels
 
 # %% ../nbs/12_app.ipynb #3cbc4f62
 @patch
@@ -63,7 +64,7 @@ def __call__(self:CifarDemo, img, # an image file (path or open file); None or '
             )->dict:
     "`top` ({class: probability}), `cls` (the class explained), `cam` (the overlay) and `msg`; only `msg` when there is no readable image"
     if img is None or (isinstance(img, (str, Path)) and not str(img)): return dict(msg="No image yet: upload one, paste one or take one with the webcam.")
-    try: im = cifar_image(img)
+    try: im = cifar_image(img, max_pixels=self.max_pixels)  # the limit first: a 150 KB PNG of 144 megapixels costs nothing
     except CifarError as e: return dict(msg=str(e).replace(str(img), name or 'the image'))
     with self.lock:  # one at a time: Grad-CAM's hook and the eval mode belong to the model, not to a request
         dl = self.learn.dls.test_dl([im], bs=1)  # as in `predict`: the test set's transforms
@@ -173,10 +174,11 @@ def build_app(model_path:Path, # a `model.pkl` written by `train`
               examples:Path=None, # folder of example images; None: a few test images per class when the run's data is here
               precision:str='auto', # as in `load_cifar_learner`
               forget_after:int=600, # seconds after which Gradio deletes an upload, checked every minute (or as often, if less); 0: kept until the server stops
+              max_pixels:int=MAX_PIXELS, # refuse images of more pixels, before decoding them
              ):
     "The page for the model at `model_path`, a Gradio `Blocks`, not yet served"
     if forget_after < 0: raise CifarError(f"forget_after must be 0 (keep uploads until the server stops) or more seconds, not {forget_after}")
-    demo, info = CifarDemo(model_path, precision), run_info(model_path)  # the model first: its error matters more than a missing Gradio
+    demo, info = CifarDemo(model_path, precision, max_pixels=max_pixels), run_info(model_path)  # the model first: its error matters more than a missing Gradio
     gr = _gradio()
     exs = example_images(examples, ((info['metrics'] or {}).get('args') or {}).get('data'), demo.vocab)
     with gr.Blocks(title="cifar_fastai", analytics_enabled=False, delete_cache=(min(forget_after, 60), forget_after) if forget_after else None) as page:
@@ -233,12 +235,13 @@ def main(model:str, # a model.pkl written by `python -m cifar_fastai.train`
          examples:str=None, # folder of example images; default: 2 test images per class when the run's data is on this machine
          precision:str='auto', # auto (bf16 on a CPU with native bf16, else fp32), fp32, bf16 or fp16
          forget_after:int=600, # seconds an upload stays on the server; 0: until the server stops
+         max_pixels:int=MAX_PIXELS, # refuse uploads of more pixels than this, from their header, before decoding them
         ):
     "Serve a web page that classifies any image with a model trained by cifar_fastai and shows its Grad-CAM evidence"
     signal.signal(signal.SIGTERM, _stop)  # here, not at import: only the command line owns the process
     try:
         with temp_folder():  # uploads and Gradio's copies: removed when the server stops
-            try: page = build_app(model, examples, precision, forget_after)
+            try: page = build_app(model, examples, precision, forget_after, max_pixels)
             except CifarError as e: print_error(e); sys.exit(2)
             try: launch(page, host, port)  # blocks until Ctrl-C or SIGTERM
             except OSError as e: print_error(f"cannot serve on {host}:{port or 'a port from 7860'}: {err_line(e)}"); sys.exit(2)

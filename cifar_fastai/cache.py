@@ -12,18 +12,18 @@ with warnings.catch_warnings():  # fastai's import on torch>=2.10 says `torch.ji
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
     from fastai.vision.all import *
 from .core import *
-from .source import _layout, _bad_images, _with_subset
+from .source import _layout, _bad_images, _with_subset, open_image, IMG_SIZE, MAX_PIXELS
 
 # %% auto #0
 __all__ = ['CACHE_FORMAT', 'CACHE_NAME', 'CifarCache', 'cifar_cache', 'CacheImage', 'cache_items', 'CacheDL']
 
 # %% ../nbs/04_cache.ipynb #4006de17
-CACHE_FORMAT = 1  # bump when the cache file's content changes
+CACHE_FORMAT = 2  # bump when the cache file's content changes (2: read by `open_image`; 8-bit RGB as in 1, other modes not)
 CACHE_NAME = '.cifar_fastai_cache.pt'
 
-def _fingerprint(path:Path, files)->str:
-    "Hash of every image's relative path, size and modification time"
-    h = hashlib.sha1()
+def _fingerprint(path:Path, files, size:int=IMG_SIZE)->str:
+    "Hash of every image's relative path, size and modification time, and of the side `size` they are read at"
+    h = hashlib.sha1(f'{size}\n'.encode())
     for f in files:
         st = f.stat()
         h.update(f'{f.relative_to(path)}|{st.st_size}|{st.st_mtime_ns}\n'.encode())
@@ -60,23 +60,20 @@ class CifarCache:
     def __deepcopy__(self, memo): return self  # read-only data: a copied learner shares it rather than losing it to `__getstate__`
 
 # %% ../nbs/04_cache.ipynb #a2bc9e52
-def _decode(files)->Tensor:
-    "Decode `files` with PIL, as RGB, into one uint8 tensor (n,3,h,w)"
-    x, bad = None, []
+def _decode(files, # image files
+            size:int=IMG_SIZE, # side of the square images
+            max_pixels:int=MAX_PIXELS, # see `open_image`
+           )->Tensor:
+    "Read `files` with `open_image` into one uint8 tensor (n,3,size,size); one `CifarError` naming those that cannot be read"
+    x, bad, why = torch.empty(len(files), 3, size, size, dtype=torch.uint8), [], None
     for i,f in enumerate(files):
-        try:
-            with Image.open(f) as im: a = np.array(im.convert('RGB'))  # (h,w,3), writable for `torch.from_numpy`
-        except Exception: bad.append(f); continue
-        if x is None: x, f0 = torch.empty(len(files), 3, *a.shape[:2], dtype=torch.uint8), f
-        if a.shape[:2]!=x.shape[2:]:
-            raise CifarError(f"{f} is {a.shape[1]}×{a.shape[0]}, {f0} is {x.shape[3]}×{x.shape[2]}: the uint8 cache needs one image size; "
-                             f"use the per-image path (--pil, or pil=True)")
-        x[i] = torch.from_numpy(a).permute(2,0,1)
-    if bad: raise _bad_images(bad)
+        try: x[i] = torch.from_numpy(np.array(open_image(f, size, max_pixels))).permute(2,0,1)  # `np.array`: writable, for `from_numpy`
+        except CifarError as e: bad.append(f); why = why or str(e)
+    if bad: raise _bad_images(bad, why=why)
     return x
 
 # %% ../nbs/04_cache.ipynb #51eb3496
-def _load_cache(fn:Path, fp:str, path:Path):
+def _load_cache(fn:Path, fp:str, path:Path):  # `fp`: from `_fingerprint`
     "The cache in `fn` if it is ours, current and readable, else None"
     if not fn.is_file(): return None
     t = time.perf_counter()
@@ -89,19 +86,21 @@ def _load_cache(fn:Path, fp:str, path:Path):
 def cifar_cache(path:Path, # folder with train/ and test/ (see `cifar_source`)
                 fn:Path=None, # cache file; None: `path/.cifar_fastai_cache.pt`, or fastai's data folder if `path` is read-only
                 rebuild:bool=False, # decode again even if the cache is current
+                size:int=IMG_SIZE, # side the images are read at (see `open_image`)
+                max_pixels:int=MAX_PIXELS, # see `open_image`
                )->CifarCache:
-    "Every image under `path` decoded once into a uint8 tensor file, reused while the images are unchanged"
+    "Every image under `path` read once by `open_image` into a uint8 tensor file, reused while the images are unchanged"
     path = Path(path)
     _, trn, tst = _layout(path)
     files = trn+tst
-    fp = _fingerprint(path, files)
+    fp = _fingerprint(path, files, size)
     key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16]
     fns = [Path(fn)] if fn else [path/CACHE_NAME, fastai_path('data')/'cifar_fastai_cache'/f'{key}.pt']
     if not rebuild:
         for f in fns:
             if (c := _load_cache(f, fp, path)) is not None: return c
     t = time.perf_counter()
-    x = _decode(files)
+    x = _decode(files, size, max_pixels)
     vocab = sorted(set(trn.map(parent_label)))
     code = {v:i for i,v in enumerate(vocab)}
     y = tensor([code[parent_label(f)] for f in files])  # test classes are among the training ones: `_layout`
@@ -113,14 +112,15 @@ def cifar_cache(path:Path, # folder with train/ and test/ (see `cifar_source`)
 
 # %% ../nbs/04_cache.ipynb #2202376a
 class CacheImage(Transform):
-    "An image file → its uint8 `TensorImage` (3,h,w), from the cache if it is there, else from PIL (any file, PIL image or array)"
-    input_types = (str, Path, Image.Image, np.ndarray, Tensor)  # so `test_dl` keeps this transform for files and images
-    def __init__(self, cache:CifarCache): self.cache, self.size = cache, tuple(cache.x.shape[2:])  # (h,w)
+    "An image file → its uint8 `TensorImage` (3,size,size): from the cache if it is there, else read by `open_image` (any file, PIL image or array)"
+    input_types = (str, Path, bytes, Image.Image, np.ndarray, Tensor)  # so `test_dl` keeps this transform for files and images
+    def __init__(self, cache:CifarCache, # from `cifar_cache`
+                 max_pixels:int=MAX_PIXELS, # see `open_image`
+                ): self.cache, self.size, self.max_pixels = cache, int(cache.x.shape[-1]), max_pixels
     def encodes(self, o):
         if isinstance(o, Path) and self.cache.x is not None and (i := self.cache.rows([o])) is not None: return TensorImage(self.cache.x[i[0]])
-        im = PILImage.create(o)
-        if im.shape!=self.size: im = im.crop_pad(self.size[::-1], pad_mode=PadMode.Reflection)  # centred, as the per-image path's test transforms
-        return TensorImage(image2tensor(im))
+        size = self.size if isinstance(self.size, int) else self.size[0]  # learners exported before `open_image` kept (h,w)
+        return TensorImage(image2tensor(open_image(o, size, getattr(self, 'max_pixels', MAX_PIXELS))))
 
 # %% ../nbs/04_cache.ipynb #fb5c0d4d
 def cache_items(cache:CifarCache, # from `cifar_cache`

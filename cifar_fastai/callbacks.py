@@ -13,7 +13,8 @@ with warnings.catch_warnings():  # fastai's import on torch>=2.10 says `torch.ji
 from .core import *
 
 # %% auto #0
-__all__ = ['CKPT_FORMAT', 'RunLog', 'opt_state_to', 'Checkpoint', 'load_checkpoint']
+__all__ = ['CKPT_FORMAT', 'RunLog', 'opt_state_to', 'Checkpoint', 'load_checkpoint', 'Diverged', 'finite_weights',
+           'StopOnNonFinite']
 
 # %% ../nbs/09_callbacks.ipynb #2baa13d1
 class RunLog(Callback):
@@ -114,3 +115,24 @@ def load_checkpoint(fn:Path, # a run's `checkpoint.pth`
     if not isinstance(st, dict) or st.get('format')!=CKPT_FORMAT or st.get('model_class')!='CifarResNet':
         raise CifarError(f"{fn} is a checkpoint of another model or cifar_fastai version (format {st.get('format') if isinstance(st,dict) else '?'}, expected {CKPT_FORMAT})")
     return st
+
+# %% ../nbs/09_callbacks.ipynb #2bfe3f96
+class Diverged(CifarError):
+    "Training diverged (a non-finite loss or weights): a `CifarError`, so the command line ends with its one line"
+    def __init__(self, msg): super().__init__(msg); self.msg = msg
+    def __str__(self): return self.msg  # fastai prefixes the args of an error raised in a callback: the line stays ours
+
+def finite_weights(model:nn.Module)->bool:
+    "Are all of `model`'s floating-point parameters and buffers (BatchNorm's statistics too) finite?"
+    return all(v.isfinite().all() for v in model.state_dict().values() if v.is_floating_point())
+
+class StopOnNonFinite(Callback):
+    "Raise `Diverged` at the first non-finite training loss (before its backward pass) or at the end of an epoch with non-finite weights"
+    order = Recorder.order+15  # after the Recorder and `RunLog`, before `Checkpoint` (+20): a bad epoch is never saved
+    def _stop(self, what:str, batch:bool=True):
+        where = f"epoch {self.epoch+1}/{self.n_epoch}" + (f", batch {self.iter+1}/{self.n_iter}" if batch else '')
+        raise Diverged(f"training diverged: {what} in {where}; the learning rate is too high: pass a lower --lr_max")
+    def after_loss(self):
+        if self.training and not self.loss.isfinite().all(): self._stop(f"training loss {float(self.loss.detach())}")
+    def after_epoch(self):
+        if not finite_weights(self.model): self._stop("non-finite weights at the end", batch=False)

@@ -4,13 +4,13 @@
 
 # %% ../nbs/00_core.ipynb #c8b7441e
 from __future__ import annotations
-import os, sys, json
+import os, sys, json, math
 from pathlib import Path
 import matplotlib.pyplot as plt
 
 # %% auto #0
 __all__ = ['EPOCHS', 'BS', 'PCT_START', 'CUTOUT', 'PAD', 'LR_DIV', 'CifarError', 'err_line', 'print_error', 'run_cli',
-           'atomic_write', 'save_json', 'save_fig', 'hms']
+           'atomic_write', 'json_safe', 'save_json', 'save_fig', 'hms']
 
 # %% ../nbs/00_core.ipynb #f30ab2e8
 EPOCHS, BS, PCT_START, CUTOUT, PAD, LR_DIV = 24, 512, 5/24, 8, 4, 3  # the recipe's defaults, defined once: every function taking them defaults to these
@@ -50,11 +50,18 @@ def atomic_write(fn:Path, # destination
     return fn
 
 # %% ../nbs/00_core.ipynb #e6c251f4
+def json_safe(obj):
+    "`obj` with every non-finite float (NaN, ±inf; Python's, NumPy's or a 0-d tensor's) as None: JSON has no NaN, and a bare `NaN` is invalid"
+    if isinstance(obj, dict): return {k: json_safe(v) for k,v in obj.items()}
+    if isinstance(obj, (list, tuple)): return [json_safe(v) for v in obj]
+    if hasattr(obj, 'item') and getattr(obj, 'ndim', None)==0: obj = obj.item()  # NumPy scalars and 0-d tensors
+    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
+
 def save_json(fn:Path, # destination
-              obj, # anything `json` writes; other objects (paths, …) as their `str`
+              obj, # anything `json` writes; other objects (paths, …) as their `str`; NaN and ±inf as null
              )->Path:
-    "Write `obj` to `fn` as indented JSON, atomically"
-    return atomic_write(fn, lambda t: t.write_text(json.dumps(obj, indent=2, default=str)+'\n'))
+    "Write `obj` to `fn` as indented, valid JSON, atomically"
+    return atomic_write(fn, lambda t: t.write_text(json.dumps(json_safe(obj), indent=2, default=str, allow_nan=False)+'\n'))
 
 # %% ../nbs/00_core.ipynb #8038ac7c
 def save_fig(fn:Path, # destination PNG

@@ -17,34 +17,37 @@ from .testing import *  # re-exported, as the names below: they lived here befor
 # %% auto #0
 __all__ = ['cifar_dblock', 'cifar_dls', 'EPOCHS', 'BS', 'PCT_START', 'CUTOUT', 'PAD', 'LR_DIV', 'CifarError', 'err_line',
            'print_error', 'run_cli', 'atomic_write', 'save_json', 'save_fig', 'ENV_VAR', 'STAMP', 'extract_tgz',
-           'cifar_root', 'cifar_source', 'check_images', 'check_layout', 'cifar_items', 'PALETTE', 'CIFAR_CLASSES',
+           'cifar_root', 'cifar_source', 'check_images', 'check_layout', 'cifar_items', 'IMG_SIZE', 'MAX_PIXELS',
+           'to_rgb', 'open_image', 'ReadImage', 'ImageFileBlock', 'MODES', 'save_in_mode', 'PALETTE', 'CIFAR_CLASSES',
            'make_synthetic_cifar', 'CACHE_FORMAT', 'CACHE_NAME', 'CifarCache', 'cifar_cache', 'CacheImage', 'CacheDL',
            'cache_items']
 
 # %% ../nbs/05_data.ipynb #32acdc31
 _all_ = ['EPOCHS', 'BS', 'PCT_START', 'CUTOUT', 'PAD', 'LR_DIV', 'CifarError', 'err_line', 'print_error', 'run_cli', 'atomic_write', 'save_json',
          'save_fig', 'ENV_VAR', 'STAMP', 'extract_tgz', 'cifar_root', 'cifar_source', 'check_images', 'check_layout', 'cifar_items',
+         'IMG_SIZE', 'MAX_PIXELS', 'to_rgb', 'open_image', 'ReadImage', 'ImageFileBlock', 'MODES', 'save_in_mode',
          'PALETTE', 'CIFAR_CLASSES', 'make_synthetic_cifar', 'CACHE_FORMAT', 'CACHE_NAME', 'CifarCache', 'cifar_cache', 'CacheImage', 'CacheDL', 'cache_items']
 
 # %% ../nbs/05_data.ipynb #cb3231fb
 def cifar_dblock(subset:float=None, # keep this fraction (<=1) or this many (>1) training images
                  seed:int=None, # seed for the subset draw
-                 size:int=32, # image side (CIFAR: 32)
+                 size:int=IMG_SIZE, # image side (CIFAR: 32); any other size is read at this one, whole (see `open_image`)
                  pad:int=PAD, # reflection padding before the random crop; 0: no crop
                  flip:bool=True, # random horizontal flips
                  cutout:int=CUTOUT, # side of the Cutout square; 0: no Cutout
                  cache:CifarCache=None, # fast path: pixels from this cache, pad/crop/flip per batch; None: per-image PIL path
+                 max_pixels:int=MAX_PIXELS, # images decoding to more pixels are refused (see `open_image`)
                 )->DataBlock:
     "CIFAR-10 as a fastai `DataBlock`: test set as validation, pad/crop/flip, Normalize and Cutout (a batch transform)"
     batch_tfms = [Normalize.from_stats(*cifar_stats, cuda=False)] + ([Cutout(cutout)] if cutout else [])  # cuda=False: fastai's default touches GPU 0 even for a CPU run; the loaders move it to their device
     if cache is None:
         item_tfms = ([CropPad(size+2*pad, pad_mode=PadMode.Reflection), RandomCrop(size)] if pad else []) + ([FlipItem(0.5)] if flip else [])
-        blocks = (ImageBlock, CategoryBlock)
+        blocks = (ImageFileBlock(size, max_pixels), CategoryBlock)  # fastai's `ImageBlock` reading with `open_image`, as the cache
         get_items = partial(cifar_items, subset=subset, seed=seed)
     else:
         if tuple(cache.x.shape[2:])!=(size,size): raise CifarError(f"the cached images are {cache.x.shape[3]}×{cache.x.shape[2]}, not {size}×{size}")
         item_tfms, crop = [], [PadCropFlip(pad, 0.5 if flip else 0.)] if pad or flip else []
-        blocks = (TransformBlock(type_tfms=CacheImage(cache), batch_tfms=[IntToFloatTensor()]+crop, dl_type=CacheDL), CategoryBlock(vocab=cache.vocab))
+        blocks = (TransformBlock(type_tfms=CacheImage(cache, max_pixels), batch_tfms=[IntToFloatTensor()]+crop, dl_type=CacheDL), CategoryBlock(vocab=cache.vocab))
         get_items = partial(cache_items, subset=subset, seed=seed)
     return DataBlock(blocks=blocks, get_items=get_items, splitter=GrandparentSplitter(train_name='train', valid_name='test'),
                      get_y=parent_label, item_tfms=item_tfms, batch_tfms=batch_tfms)
@@ -57,21 +60,22 @@ def cifar_dls(data:str|Path=None, # folder, `.tgz`, or None (see `cifar_source`)
               pil:bool=False, # per-image PIL path (any image folder) instead of the uint8 cache
               num_workers:int=None, # per-image path's loader processes; None: 0 on CPU (training is the bottleneck there), all cores on CUDA
               device=None, # None: CUDA when present, else CPU
-              verify:bool=True, # per-image path: check every image opens before building (the cache checks by decoding)
+              verify:bool=True, # per-image path: decode every image once before building (the cache does by building)
+              max_pixels:int=MAX_PIXELS, # images decoding to more pixels are refused (see `open_image`)
               dest:Path=None, # where a `.tgz` is extracted
               **kwargs # passed to `cifar_dblock`
              )->DataLoaders:
     "CIFAR-10 `DataLoaders` (train, test) from `cifar_source(data)`, served from the uint8 cache unless `pil`"
-    path = cifar_source(data, dest)
+    path, size = cifar_source(data, dest), kwargs.get('size', IMG_SIZE)
     device = torch.device(device) if device is not None else default_device()
     if pil:
-        check_layout(path, verify=verify)
+        check_layout(path, verify=verify, size=size, max_pixels=max_pixels)  # as the cache: bad data fails now, not mid-epoch
         cache, source = None, path
         if num_workers is None: num_workers = min(16, defaults.cpus) if device.type=='cuda' else 0  # fastai's cap
     else:
         if num_workers: warnings.warn(f"num_workers={num_workers} ignored: the uint8 cache serves batches in the main process (workers are for pil=True)")
-        cache = source = cifar_cache(path); num_workers = 0  # batches are one indexing op in memory: workers would only add copies
-    dblock = cifar_dblock(subset=subset, seed=seed, cache=cache, **kwargs)
+        cache = source = cifar_cache(path, size=size, max_pixels=max_pixels); num_workers = 0  # batches are one indexing op in memory: workers would only add copies
+    dblock = cifar_dblock(subset=subset, seed=seed, cache=cache, max_pixels=max_pixels, **kwargs)
     n_trn = len(dblock.splitter(dblock.get_items(source))[0])
     if n_trn < bs: raise CifarError(f"bs {bs} is larger than the {n_trn} training images (the last partial batch is dropped): lower --bs")
     dls = dblock.dataloaders(source, path=path, bs=bs, num_workers=num_workers, device=device, pin_memory=pil and device.type=='cuda',

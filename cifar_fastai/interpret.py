@@ -53,11 +53,12 @@ class CifarInterpretation(ClassificationInterpretation):
 # %% ../nbs/08_interpret.ipynb #e1d541af
 @patch
 def per_class(self:CifarInterpretation):
-    "Per true class: test images, correct ones, accuracy (= recall), precision, f1, and the class most often predicted instead"
+    "Per true class: test images, correct ones, accuracy (= recall), precision, f1, and the class most often predicted instead; accuracy and f1 NaN (not measured) for a class without test images"
     cm = self.confusion_matrix()
     tp, support, predicted = np.diag(cm), cm.sum(1), cm.sum(0)
     acc, prec = tp/np.maximum(support,1), tp/np.maximum(predicted,1)  # 0 where nothing to divide, as sklearn's zero_division=0
     f1 = np.where(acc+prec>0, 2*acc*prec/np.maximum(acc+prec, 1e-12), 0.)
+    acc, f1 = np.where(support>0, acc, np.nan), np.where(support>0, f1, np.nan)  # no test image: not measured, not 0 %
     off = cm.copy(); np.fill_diagonal(off, 0)
     worst = [f'{self.vocab[j]} ({off[i,j]})' if off[i,j] else '' for i,j in enumerate(off.argmax(1))]
     return pd.DataFrame(dict(support=support, correct=tp, accuracy=acc, precision=prec, f1=f1, most_confused_with=worst),
@@ -248,7 +249,7 @@ def interpretation_report(learn:Learner, # a trained classification learner
                        f"Grad-CAM of the predicted class on {len(idx)} test images: {n_wrong} misclassified (highest loss first), "
                        f"{len(idx)-n_wrong} correct\n(heat map: {_layer_name(learn.model, ifnone(layer, learn.model.layer3))}, upsampled bilinearly)")
     fns.append(save_fig(out/'gradcam.png', fig))
-    fns.append(atomic_write(out/'per_class.csv', lambda t: interp.per_class().to_csv(t, float_format='%.4f')))
+    fns.append(atomic_write(out/'per_class.csv', lambda t: interp.per_class().to_csv(t, float_format='%.4f', na_rep='not measured')))
     return fns
 
 # %% ../nbs/08_interpret.ipynb #436c99d7

@@ -5,7 +5,6 @@
 # %% ../nbs/11_predict.ipynb #f7e4caf9
 from __future__ import annotations
 import sys, warnings
-from PIL import ImageOps, UnidentifiedImageError
 from .core import *
 with warnings.catch_warnings():  # fastai's import on torch>=2.10 says `torch.jit.script` is deprecated: noise for our users, silenced here only
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
@@ -14,29 +13,19 @@ from json import dumps  # after fastai's star import, which brings pickle's `dum
 from .model import *  # after fastai's: our `ResBlock`, not fastai's
 from .learner import resolve_precision  # and `Learner.to_precision`
 from .interpret import *
+from .source import open_image, IMG_SIZE, MAX_PIXELS
 from fastcore.script import Param, call_parse  # after the star import: it brings fastcore.xml's HTML `Param`
 
 # %% auto #0
 __all__ = ['cifar_image', 'load_cifar_learner', 'predict', 'format_result', 'main']
 
 # %% ../nbs/11_predict.ipynb #8e1fa3b0
-def cifar_image(fn:Path, # any image file Pillow reads
-                size:int=32, # side of the model's input
+def cifar_image(fn:Path, # any image file Pillow reads (or what `open_image` takes)
+                size:int=IMG_SIZE, # side of the model's input
+                max_pixels:int=MAX_PIXELS, # refuse images of more pixels, before decoding them
                )->PILImage:
-    "`fn` as a `size`×`size` RGB image: EXIF rotation applied, transparency on white, the whole picture resized (no crop) with Pillow's LANCZOS"
-    try:
-        with Image.open(fn) as im:
-            im = ImageOps.exif_transpose(im)  # upright, as a viewer shows it
-            if im.mode in ('I','I;16','I;16B','I;16L'): im = Image.fromarray((np.asarray(im, dtype=np.float32)/257).clip(0,255).astype(np.uint8))  # 16-bit grey: scale, don't clip
-            elif im.mode=='F': im = Image.fromarray(np.asarray(im).clip(0,255).astype(np.uint8))
-            if im.mode in ('RGBA','LA','PA','RGBa','La') or (im.mode=='P' and 'transparency' in im.info):
-                im = Image.alpha_composite(Image.new('RGBA', im.size, 'white'), im.convert('RGBA'))  # transparent = white, as viewers show it
-            im = im.convert('RGB')
-            if im.size != (size,size): im = im.resize((size,size), Image.Resampling.LANCZOS)  # antialiased: the filter widens when shrinking
-    except FileNotFoundError: raise CifarError(f"image not found: {fn}") from None
-    except UnidentifiedImageError: raise CifarError(f"cannot read image {fn}: not an image file Pillow knows") from None
-    except Exception as e: raise CifarError(f"cannot read image {fn}: {err_line(e)}") from None
-    return PILImage(im)
+    "`fn` read by `open_image`, as training read its data: upright, 8-bit RGB, the whole picture resized to `size`×`size`; `CifarError` if it can't be"
+    return PILImage(open_image(fn, size, max_pixels))
 
 # %% ../nbs/11_predict.ipynb #82cadb4a
 def load_cifar_learner(model_path:Path, # a `model.pkl` written by `train`
@@ -54,6 +43,8 @@ def load_cifar_learner(model_path:Path, # a `model.pkl` written by `train`
         except Exception as e: raise CifarError(f"{not_ours} ({type(e).__name__}: {err_line(e)})") from None
     if not isinstance(learn, Learner) or not isinstance(learn.model, CifarResNet) or not hasattr(learn.dls, 'vocab'):
         raise CifarError(f"{not_ours}: it holds a {type(getattr(learn, 'model', learn)).__name__}, not a learner of a CifarResNet")
+    if not all(v.isfinite().all() for v in learn.model.state_dict().values() if v.is_floating_point()):
+        raise CifarError(f"{p} has non-finite weights (NaN or inf): the training that made it diverged; train again with a lower --lr_max")
     learn.model = learn.model.to(memory_format=torch.channels_last)  # `load_learner(cpu=True)` made it contiguous and fp32
     learn.to_channelslast(use_amp=False)
     return learn.to_precision(precision)  # what this machine computes fastest, not what the training machine did
@@ -72,6 +63,7 @@ def predict(model_path:Path, # a `model.pkl` written by `train`
             topk:int=3, # classes per image, most probable first (at most all classes)
             gradcam:Path=None, # folder for one Grad-CAM overlay PNG per image (computed in fp32)
             precision:str='auto', # 'auto', 'fp32', 'bf16' or 'fp16' (see `cifar_learner`)
+            max_pixels:int=MAX_PIXELS, # refuse images of more pixels, before decoding them (see `open_image`)
            )->list:
     "For each image a dict: `image`, `top` (`topk` of {'class','prob'}) and `gradcam` (a PNG), or `error` when it cannot be read"
     if not (isinstance(topk, int) and topk >= 1): raise CifarError(f"topk must be a whole number >= 1, got {topk}")
@@ -83,7 +75,7 @@ def predict(model_path:Path, # a `model.pkl` written by `train`
         except OSError as e: raise CifarError(f"cannot create Grad-CAM folder {out}: {e.strerror or e}") from None
     res, ims = [], []
     for fn in images:
-        try: ims.append(cifar_image(fn)); res.append(dict(image=str(fn)))
+        try: ims.append(cifar_image(fn, max_pixels=max_pixels)); res.append(dict(image=str(fn)))
         except CifarError as e: res.append(dict(image=str(fn), error=str(e)))
     if not ims: return res
     good = [r for r in res if 'error' not in r]
@@ -103,7 +95,7 @@ def format_result(r:dict)->str:
     "One line for a predicted image: `path: class prob, class prob, …`"
     return f"{r['image']}: " + ', '.join(f"{t['class']} {t['prob']:.1%}" for t in r['top'])
 
-def _to_json(res:list)->str: return dumps(res, indent=2)
+def _to_json(res:list)->str: return dumps(json_safe(res), indent=2, allow_nan=False)  # valid JSON: no bare NaN
 
 # %% ../nbs/11_predict.ipynb #d27392cf
 @call_parse
@@ -113,9 +105,10 @@ def main(model:str, # a model.pkl written by `python -m cifar_fastai.train`
          gradcam:str=None, # folder for one Grad-CAM overlay PNG per image
          topk:int=3, # classes per image, most probable first
          precision:str='auto', # auto (bf16 on a CPU with native bf16, else fp32), fp32, bf16 or fp16
+         max_pixels:int=MAX_PIXELS, # refuse images of more pixels than this, from their header, before decoding them
         ):
     "Predict the CIFAR-10 classes of images with a model trained by cifar_fastai"
-    res = run_cli(predict, model, images, topk=topk, gradcam=gradcam, precision=precision)  # a `CifarError` for all images: one line, exit 2
+    res = run_cli(predict, model, images, topk=topk, gradcam=gradcam, precision=precision, max_pixels=max_pixels)  # a `CifarError` for all images: one line, exit 2
     for r in res:
         if 'error' in r: print_error(r['error'])  # an image that can't be read: one line for it, the others still predicted
     lines = [_to_json(res)] if json else [format_result(r) for r in res if 'error' not in r]

@@ -202,16 +202,22 @@ def _lr_find(r:SimpleNamespace, # the run, after `_learner`, without `lr_max`; g
 def _fit(r:SimpleNamespace, # the run, ready to train from epoch `start`; gets its `Checkpoint`, `ckpt`
          cbs=None, # extra fastai callbacks for the fit
         ):
-    "One-cycle training from epoch `r.start`, a checkpoint after every epoch; on Ctrl-C, say how to resume"
+    "One-cycle training from epoch `r.start`, a checkpoint after every epoch; on Ctrl-C, say how to resume; at a non-finite loss, stop (`Diverged`)"
     meta = dict(hparams={**r.hp, 'lr_max':r.lr_max}, lr_max=r.lr_max, lr_max_from=r.how, lr_find_seconds=r.t_find,
                 n_train=len(r.dls.train_ds), classes=list(r.dls.vocab))
     r.ckpt = ckpt = Checkpoint(r.out, meta, r.prev)
-    try: r.learn.fit_one_cycle(r.epochs, r.lr_max, pct_start=r.pct_start, cbs=[ckpt]+L(cbs), start_epoch=r.start)  # start==epochs: skips them all
+    try: r.learn.fit_one_cycle(r.epochs, r.lr_max, pct_start=r.pct_start, cbs=[StopOnNonFinite(), ckpt]+L(cbs), start_epoch=r.start)  # start==epochs: skips them all
     except KeyboardInterrupt:
         done = len(ckpt.hist['values'])
         where = f"after the last epoch ({done}/{r.epochs}), before its report" if done==r.epochs else f"in epoch {done+1}/{r.epochs}"
         r.say(f"interrupted {where}; " + (f"{done} epoch(s) are saved in {r.out/'checkpoint.pth'}; resume with: {_resume_cmd(r.out)}" if done else "no epoch was complete: nothing to resume"))
         raise
+    except Diverged as e:  # one line, and where the last good epoch is
+        done = len(ckpt.hist['values'])
+        msg = f"{e} (this run's: {r.lr_max:.2e}); " + (f"the last good epoch ({done}/{r.epochs}) is kept in {r.out/'checkpoint.pth'}: continue from it with --resume {r.out} --lr_max LOWER --force"
+                                                      if done else f"no epoch was complete: nothing was saved but {r.out/'train.log'}")
+        r.log.say(msg, echo=False)  # the terminal gets it from `run_cli`
+        raise Diverged(msg) from None
     r.learn.remove_cb(r.log)
     return r
 
@@ -245,6 +251,7 @@ def _finish(r:SimpleNamespace, # the run, trained
         cmp = compare_reference(r.acc, r.ref)
         atomic_write(out/'reference.csv', lambda t: cmp.to_csv(t, index=False))
         metrics['reference'] = cmp.to_dict('records')
+    if not finite_weights(learn.model): raise Diverged(f"the weights are not finite: no model.pkl written; train again with a lower --lr_max")  # never export those
     atomic_write(out/'model.pkl', lambda t: learn.export(t.resolve()))
     metrics['seconds']['total_this_session'] = round(time.time()-r.t0,1)
     save_json(out/'metrics.json', metrics)
