@@ -18,6 +18,6 @@ def tiny_run(dest):
     from cifar_fastai.train import train
     from cifar_fastai.testing import make_synthetic_cifar
     src = make_synthetic_cifar(dest/'syn', n_train=8, n_test=4, n_classes=3)
-    learn, m = train(src, epochs=3, bs=8, lr_max=3e-3, out=dest/'run', seed=0, bar=False)
+    learn, m = train(src, epochs=6, bs=8, lr_max=3e-3, out=dest/'run', seed=0, bar=False)  # 6, not 3: after 3 epochs the test accuracy of this tiny model depends on the CPU's kernels (1.0 on a Zen 4 in bf16, 0.67 on a Zen 3 in fp32)
     assert m['test_accuracy'] > 0.9, m
     return learn, dest/'run/model.pkl', src
