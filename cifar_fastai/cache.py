@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_cache.ipynb #b6ae8b31
 from __future__ import annotations
-import time, hashlib, warnings
+import os, time, hashlib, warnings
 from pathlib import Path
 import numpy as np
 from PIL import Image
@@ -26,7 +26,7 @@ def _fingerprint(path:Path, files, size:int=IMG_SIZE)->str:
     h = hashlib.sha1(f'{size}\n'.encode())
     for f in files:
         st = f.stat()
-        h.update(f'{f.relative_to(path)}|{st.st_size}|{st.st_mtime_ns}\n'.encode())
+        h.update(os.fsencode(f.relative_to(path)) + f'|{st.st_size}|{st.st_mtime_ns}\n'.encode())  # fsencode: any name the file system holds, not only UTF-8
     return h.hexdigest()
 
 # %% ../nbs/04_cache.ipynb #05df585c
