@@ -14,6 +14,7 @@ from .model import *  # after fastai's: our `ResBlock`, not fastai's
 from .learner import resolve_precision  # and `Learner.to_precision`
 from .interpret import *
 from .source import open_image, IMG_SIZE, MAX_PIXELS
+from .callbacks import finite_weights  # the check training uses before it saves
 from fastcore.script import Param, call_parse  # after the star import: it brings fastcore.xml's HTML `Param`
 
 # %% auto #0
@@ -43,7 +44,7 @@ def load_cifar_learner(model_path:Path, # a `model.pkl` written by `train`
         except Exception as e: raise CifarError(f"{not_ours} ({type(e).__name__}: {err_line(e)})") from None
     if not isinstance(learn, Learner) or not isinstance(learn.model, CifarResNet) or not hasattr(learn.dls, 'vocab'):
         raise CifarError(f"{not_ours}: it holds a {type(getattr(learn, 'model', learn)).__name__}, not a learner of a CifarResNet")
-    if not all(v.isfinite().all() for v in learn.model.state_dict().values() if v.is_floating_point()):
+    if not finite_weights(learn.model):
         raise CifarError(f"{p} has non-finite weights (NaN or inf): the training that made it diverged; train again with a lower --lr_max")
     learn.model = learn.model.to(memory_format=torch.channels_last)  # `load_learner(cpu=True)` made it contiguous and fp32
     learn.to_channelslast(use_amp=False)
