@@ -80,3 +80,11 @@ def test_missing_source(repo):
     rc, out = check(repo)
     assert rc == 1 and 'cannot be rendered from results/' in out and 'reference.csv' in out, out
     assert 'Traceback' not in out
+
+def test_runs_table(repo):
+    "results/README.md's run table quotes each run's metrics.json: a changed mirror-TTA accuracy there is named"
+    fn = repo/'results/run1-cutout16-lrdiv10/metrics.json'
+    m = json.loads(fn.read_text()); m['test_accuracy_flip_tta'] = 0.8999; fn.write_text(json.dumps(m))
+    rc, out = check(repo)
+    assert rc == 1
+    assert "results/README.md's row for run1-cutout16-lrdiv10 does not say 'mirror TTA: 89.99 %'" in out, out

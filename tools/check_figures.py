@@ -5,7 +5,9 @@ This re-runs those cells (and the `#|hide` cells that set them up) against resul
 figure, the files it was read from and the value that differs, when
 - the notebook's saved output of a figure cell is not what results/ give (the notebook was not re-run after results/ changed),
 - README.md does not hold that output verbatim (README edited by hand, or not re-rendered with `python tools/readme.py`),
-- a markdown cell of the notebook types a result instead of rendering it (a decimal followed by % or ×, or an LR like 6.35e-3).
+- a markdown cell of the notebook types a result instead of rendering it (a decimal followed by % or ×, or an LR like 6.35e-3),
+- a run's row in results/README.md's table (typed there) does not quote its metrics.json (test accuracy, mirror TTA, lr_max) and
+  train.log (the epochs after which it was resumed).
 
     python tools/check_figures.py [--root DIR]   # DIR: a checkout (default: this one); exit code 1 and one paragraph per disagreement
 """
@@ -74,9 +76,27 @@ def check(root):
     finally: os.chdir(cwd)
     return problems
 
+def check_runs_table(root):
+    "Problems with the rows of results/README.md's run table: each must quote its run's test accuracy, mirror TTA, lr_max and resumes"
+    root = Path(root).resolve(); sys.path.insert(0, str(root))
+    for m in [m for m in sys.modules if m == 'tools' or m.startswith('tools.')]: del sys.modules[m]
+    from tools.figures import Run, pct, lr
+    sys.path.remove(str(root))
+    problems, text = [], (root/'results/README.md').read_text()
+    for d in sorted(p.parent for p in (root/'results').glob('*/metrics.json')):
+        r = Run(d.name, root); m = r.metrics
+        row = next((l for l in text.splitlines() if l.startswith(f'| [`{d.name}`]')), None)
+        if row is None: problems.append(f"results/README.md has no row for results/{d.name}/"); continue
+        want = [(f"**{pct(m['test_accuracy'])} %**", 'metrics.json test_accuracy'), (f"({lr(m['lr_max'])})", 'metrics.json lr_max')]
+        if 'test_accuracy_flip_tta' in m: want.append((f"mirror TTA: {pct(m['test_accuracy_flip_tta'])} %", 'metrics.json test_accuracy_flip_tta'))
+        want += [(f"after epoch {k}", 'train.log resuming after epoch') for k in r.resumes]
+        for s, src in want:
+            if s not in row: problems.append(f"results/README.md's row for {d.name} does not say {s!r} (from results/{d.name}/{src})")
+    return problems
+
 if __name__ == '__main__':
     root = Path(sys.argv[sys.argv.index('--root')+1]) if '--root' in sys.argv else Path(__file__).resolve().parent.parent
-    problems = check(root)
+    problems = check(root) + check_runs_table(root)
     for p in problems: print(f'check_figures: {p}', file=sys.stderr)
     if problems: sys.exit(1)
-    print('check_figures: every figure in README.md and nbs/index.ipynb agrees with results/')
+    print('check_figures: every figure in README.md, nbs/index.ipynb and results/README.md\'s run table agrees with results/')
