@@ -1,0 +1,90 @@
+"`tools/check_figures.py`: README/index figures agree with results/, and the check fails, naming the figure, when they don't"
+import json, re, shutil, subprocess, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN2 = 'results/run2-cutout8-lrdiv3'
+
+@pytest.fixture
+def repo(tmp_path):
+    "A copy of what the check reads: README.md, nbs/index.ipynb, results/ and tools/"
+    for p in ('README.md', 'nbs/index.ipynb'): (tmp_path/p).parent.mkdir(exist_ok=True); shutil.copy(ROOT/p, tmp_path/p)
+    for p in ('results', 'tools'): shutil.copytree(ROOT/p, tmp_path/p, ignore=shutil.ignore_patterns('*.png', '__pycache__'))
+    return tmp_path
+
+def check(root):
+    r = subprocess.run([sys.executable, str(root/'tools/check_figures.py'), '--root', str(root)], capture_output=True, text=True, timeout=120)
+    return r.returncode, r.stdout + r.stderr
+
+def test_agrees(repo):
+    rc, out = check(repo)
+    assert rc == 0, out
+    assert 'agrees' in out
+
+def test_this_checkout_agrees():
+    "The committed README and notebook, not a copy: what CI checks"
+    rc, out = check(ROOT)
+    assert rc == 0, out
+
+def test_metrics_changed(repo):
+    "A run's test accuracy changes in metrics.json: README and the notebook's saved outputs still say the old one"
+    fn = repo/RUN2/'metrics.json'
+    m = json.loads(fn.read_text()); old = f"{100*m['test_accuracy']:.2f}"
+    m['test_accuracy'] = 0.9123; fn.write_text(json.dumps(m))
+    rc, out = check(repo)
+    assert rc == 1
+    assert f"README.md has '{old}' where results/ give '91.23'" in out or f"README.md has '**{old}' where results/ give '**91.23'" in out, out
+    assert 'its saved output has' in out, out  # the notebook too
+    assert f'{RUN2}/metrics.json' in out  # names the source
+
+def test_per_class_changed(repo):
+    "A class's accuracy changes in per_class.csv: the check names the value and the file"
+    fn = repo/RUN2/'per_class.csv'
+    t = fn.read_text(); row = next(l for l in t.splitlines() if l.startswith('cat,'))
+    acc = float(row.split(',')[3]); new = f'{acc+0.011:.4f}'
+    fn.write_text(t.replace(row, row.replace(f'{acc:.4f}', new, 1)))
+    rc, out = check(repo)
+    assert rc == 1
+    assert f"'({100*acc:.1f}' where results/ give '({100*float(new):.1f}'" in out, out
+    assert f'{RUN2}/per_class.csv' in out
+
+def test_train_log_resumes(repo):
+    "The resumes README states come from train.log: one fewer resume line changes the figure"
+    fn = repo/'results/run1-cutout16-lrdiv10/train.log'
+    t = fn.read_text(); assert t.count('resuming after epoch 19/24') == 1
+    fn.write_text(t.replace('resuming after epoch 19/24', 'resuming after epoch 18/24'))
+    rc, out = check(repo)
+    assert rc == 1 and "'19' where results/ give '18'" in out, out
+
+def test_readme_edited(repo):
+    "README.md edited by hand, results/ and notebook unchanged: the check names README"
+    fn = repo/'README.md'; t = fn.read_text()
+    assert '**90.65 %**' in t
+    fn.write_text(t.replace('**90.65 %**', '**90.75 %**', 1))
+    rc, out = check(repo)
+    assert rc == 1 and "README.md has '**90.75' where results/ give '**90.65'" in out, out
+    assert 'saved output' not in out  # the notebook still agrees
+
+def test_typed_figure(repo):
+    "A result typed into a markdown cell of the index, instead of rendered, fails"
+    fn = repo/'nbs/index.ipynb'; nb = json.loads(fn.read_text())
+    nb['cells'].append(dict(cell_type='markdown', metadata={}, source=['The run reached 90.65 % after 24 epochs.']))
+    fn.write_text(json.dumps(nb))
+    rc, out = check(repo)
+    assert rc == 1 and "types result figures ['90.65 %']" in out, out
+
+def test_missing_source(repo):
+    "A figure whose source is gone fails with the file's name, not a traceback"
+    (repo/RUN2/'reference.csv').unlink()
+    rc, out = check(repo)
+    assert rc == 1 and 'cannot be rendered from results/' in out and 'reference.csv' in out, out
+    assert 'Traceback' not in out
+
+def test_runs_table(repo):
+    "results/README.md's run table quotes each run's metrics.json: a changed mirror-TTA accuracy there is named"
+    fn = repo/'results/run1-cutout16-lrdiv10/metrics.json'
+    m = json.loads(fn.read_text()); m['test_accuracy_flip_tta'] = 0.8999; fn.write_text(json.dumps(m))
+    rc, out = check(repo)
+    assert rc == 1
+    assert "results/README.md's row for run1-cutout16-lrdiv10 does not say 'mirror TTA: 89.99 %'" in out, out
