@@ -12,15 +12,22 @@ with warnings.catch_warnings():  # fastai's import on torch>=2.10 says `torch.ji
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['lowest', 'pick_lr', 'unsmooth', 'lowest_raw', 'rule_picks', 'pick_spread', 'plot_lr_spread', 'plot_lr_find']
+__all__ = ['lowest', 'rule_name', 'pick_lr', 'unsmooth', 'lowest_raw', 'rule_picks', 'pick_spread', 'plot_lr_spread',
+           'plot_lr_find']
 
 # %% ../nbs/09a_lr_find.ipynb #d0507ac3
 def lowest(div:float=LR_DIV, # divide the LR of the lowest loss by this
           ):
     "A suggestion function like fastai's `minimum` (which divides by 10): the LR of the lowest smoothed loss / `div`"
     def _f(lrs, losses, num_it): i = int(losses.argmin()); return float(lrs[i])/div, (float(lrs[i]), float(losses[i]))
-    _f.__name__ = f'lowest/{div:g}'  # what `pick_lr` reports and metrics.json records
+    _f.__name__ = f'lowest_{div:g}'.replace('.','_')  # fastai's `lr_find` names its result's fields after it: an identifier
+    _f.label = f'lowest/{div:g}'  # what `pick_lr` reports and metrics.json records
     return _f
+
+def rule_name(f, # a suggestion function: fastai's (`valley`, a `partial` of one) or ours (`lowest(3)`)
+             )->str:
+    "The name our tables, `pick_lr` and metrics.json give a suggestion function: its `label` if it has one, else fastai's name for it"
+    return getattr(f, 'label', None) or (f.func.__name__ if isinstance(f, partial) else f.__name__)
 
 # %% ../nbs/09a_lr_find.ipynb #25930885
 def pick_lr(lrs, # LRs recorded by the range test
@@ -35,7 +42,7 @@ def pick_lr(lrs, # LRs recorded by the range test
     for f in ifnone(funcs, (lowest(), valley, steep)):
         try: lr,_ = f(lrs, losses, num_it)
         except Exception: continue
-        if lr is not None and np.isfinite(float(lr)) and float(lr)>0: return float(lr), f.__name__
+        if lr is not None and np.isfinite(float(lr)) and float(lr)>0: return float(lr), rule_name(f)
     return None, None
 
 # %% ../nbs/09a_lr_find.ipynb #a36527d5
@@ -59,7 +66,8 @@ def lowest_raw(div:float=1., # divide the LR of the lowest per-batch loss by thi
         m = np.convolve(np.pad(x, win//2, mode='edge'), np.ones(win)/win, mode='valid')  # centred: no lag
         i = int(m.argmin()); lr = float(lrs[i+1])  # x[i] is batch i+1 of `losses`
         return lr/div, (lr, float(losses[i+1]))
-    _f.__name__ = f'lowest_raw/{div:g}' if win==5 else f'lowest_raw{win}/{div:g}'
+    _f.label = f'lowest_raw/{div:g}' if win==5 else f'lowest_raw{win}/{div:g}'  # as `lowest`: a label for our tables,
+    _f.__name__ = _f.label.replace('/','_').replace('.','_')  # an identifier for fastai's `lr_find`
     return _f
 
 # %% ../nbs/09a_lr_find.ipynb #77616f67
@@ -68,7 +76,7 @@ def rule_picks(curves:dict, # name -> a range test's curve: DataFrame with colum
                num_it:int=100, # the range tests' planned length (`lr_find_iters`)
               )->pd.DataFrame:
     "Each rule's `lr_max` for each curve: one row per curve, one column per rule (NaN where the rule fails on it)"
-    return pd.DataFrame({f.__name__: [pick_lr(c['lr'], c['loss'], num_it, funcs=(f,))[0] for c in curves.values()] for f in rules},
+    return pd.DataFrame({rule_name(f): [pick_lr(c['lr'], c['loss'], num_it, funcs=(f,))[0] for c in curves.values()] for f in rules},
                         index=list(curves)).astype(float)
 
 def pick_spread(picks:pd.DataFrame, # from `rule_picks`
