@@ -9,7 +9,7 @@ from .core import *
 with warnings.catch_warnings():  # fastai's import on torch>=2.10 says `torch.jit.script` is deprecated: noise for our users, silenced here only
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
     from fastai.vision.all import *
-from .model import *  # after fastai's: our `ResBlock`, not fastai's
+from .model import *  # after fastai's, so our names win (`CifarResBlock` shadows no fastai name)
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 
