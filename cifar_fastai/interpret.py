@@ -9,7 +9,7 @@ from .core import *
 with warnings.catch_warnings():  # fastai's import on torch>=2.10 says `torch.jit.script` is deprecated: noise for our users, silenced here only
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
     from fastai.vision.all import *
-from .model import *  # after fastai's: our `ResBlock`, not fastai's
+from .model import *  # after fastai's, so our names win (`CifarResBlock` shadows no fastai name)
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 
@@ -279,13 +279,18 @@ class _Mirror(Callback):
     "Mirror each batch's images left-right before the model sees them"
     order = 100  # after the batch transforms
     def before_batch(self): self.learn.xb = (self.xb[0].flip(-1),) + tuple(self.xb[1:])  # (bs,3,h,w): flip along w
-
-def flip_tta(learn:Learner, # a trained classification learner
+@patch
+def flip_tta(self:Learner,
              dl:DataLoader=None, # labelled images; default: the test set (`learn.dls.valid`)
             )->tuple:
     "`(probs, targs)`: the softmax averaged over each image and its horizontal mirror"
-    dl = ifnone(dl, learn.dls.valid)
-    with learn.no_bar():
-        p, t = learn.get_preds(dl=dl)
-        pm, _ = learn.get_preds(dl=dl, cbs=_Mirror())
+    dl = ifnone(dl, self.dls.valid)
+    with self.no_bar():
+        p, t = self.get_preds(dl=dl)
+        pm, _ = self.get_preds(dl=dl, cbs=_Mirror())
     return (p+pm)/2, t
+def flip_tta(learn:Learner, # a trained classification learner
+             dl:DataLoader=None, # labelled images; default: the test set
+            )->tuple:
+    "`learn.flip_tta(dl)` as a function (`train` calls it so)"
+    return learn.flip_tta(dl)

@@ -10,7 +10,7 @@ with warnings.catch_warnings():  # fastai's import on torch>=2.10 says `torch.ji
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
     from fastai.vision.all import *
 from fastai.callback.fp16 import AMPMode
-from .model import *  # after fastai's: our `ResBlock`, not fastai's
+from .model import *  # after fastai's, so our names win (`CifarResBlock` shadows no fastai name)
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'cpu_info', 'cpu_bf16_native', 'resolve_precision', 'DeviceMixedPrecision', 'cifar_learner']

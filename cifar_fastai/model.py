@@ -10,7 +10,7 @@ with warnings.catch_warnings():  # fastai's import on torch>=2.10 says `torch.ji
     from fastai.vision.all import *
 
 # %% auto #0
-__all__ = ['conv_bn', 'ResBlock', 'CifarResNet', 'layer_shapes']
+__all__ = ['conv_bn', 'CifarResBlock', 'CifarResNet', 'layer_shapes']
 
 # %% ../nbs/06_model.ipynb #9e3e1b8b
 def conv_bn(ni:int, # input channels
@@ -22,10 +22,14 @@ def conv_bn(ni:int, # input channels
     return nn.Sequential(*layers, nn.BatchNorm2d(nf), nn.ReLU())
 
 # %% ../nbs/06_model.ipynb #e87ecf4e
-class ResBlock(Module):
-    "`x + conv_bn(conv_bn(x))` at constant width"
+class CifarResBlock(Module):
+    "`x + conv_bn(conv_bn(x))` at constant width (not fastai's `ResBlock`, whose name it no longer shadows)"
     def __init__(self, nf:int): self.convs = nn.Sequential(conv_bn(nf,nf), conv_bn(nf,nf))
     def forward(self, x): return x + self.convs(x)
+
+
+# %% ../nbs/06_model.ipynb #7b957356
+ResBlock = CifarResBlock  # its name until Nov 2026: `model.pkl` files of that time pickled `cifar_fastai.model.ResBlock`; not in `__all__`, so `import *` leaves fastai's `ResBlock` alone
 
 # %% ../nbs/06_model.ipynb #e9a48627
 class CifarResNet(nn.Sequential):
@@ -37,9 +41,9 @@ class CifarResNet(nn.Sequential):
         w0,w1,w2,w3 = widths
         super().__init__(OrderedDict(
             prep   = conv_bn(c_in, w0),                                      # (bs,64,32,32)
-            layer1 = nn.Sequential(conv_bn(w0, w1, pool=True), ResBlock(w1)), # (bs,128,16,16)
+            layer1 = nn.Sequential(conv_bn(w0, w1, pool=True), CifarResBlock(w1)), # (bs,128,16,16)
             layer2 = conv_bn(w1, w2, pool=True),                             # (bs,256,8,8)
-            layer3 = nn.Sequential(conv_bn(w2, w3, pool=True), ResBlock(w3)), # (bs,512,4,4)
+            layer3 = nn.Sequential(conv_bn(w2, w3, pool=True), CifarResBlock(w3)), # (bs,512,4,4)
             pool   = nn.AdaptiveMaxPool2d(1),  # = MaxPool2d(4) on 32×32 inputs; any input size still works
             flatten= Flatten(),                                              # (bs,512)
             fc     = nn.Linear(w3, n_out)))                                  # (bs,n_out) logits

@@ -10,7 +10,7 @@ with warnings.catch_warnings():  # fastai's import on torch>=2.10 says `torch.ji
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
     from fastai.vision.all import *
 from json import dumps  # after fastai's star import, which brings pickle's `dumps`; not `import json`: `main`'s --json flag would shadow it
-from .model import *  # after fastai's: our `ResBlock`, not fastai's
+from .model import *  # after fastai's, so our names win (`CifarResBlock` shadows no fastai name)
 from .learner import resolve_precision  # and `Learner.to_precision`
 from .interpret import *
 from .source import open_image, IMG_SIZE, MAX_PIXELS

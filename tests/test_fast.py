@@ -101,6 +101,22 @@ def test_fast_dataloader_cutout_area(tmp_path):
     assert abs(areas.mean()-196) < 3  # the exact mean area of a 16×16 square clipped at the border (see 02_augment)
     assert (dls.valid.one_batch()[0]!=0).all()
 
+def test_fast_dataloader_cutout_8_by_default(tmp_path):
+    "Issue 22: the recipe's Cutout(8), as `cifar_dls` applies it by default: one square per image, 64 pixels unless clipped at the border, mean area exact"
+    from cifar_fastai.core import CUTOUT
+    assert CUTOUT == 8
+    src, img = coded(tmp_path/'coded', 250)
+    set_seed(0)
+    dls = cifar_dls(src, bs=100, device='cpu', pad=0, flip=False)  # cutout: the default
+    holes = torch.cat([(xb==0).all(1) for _ in range(8) for xb,_ in dls.train])  # (4000,32,32)
+    area, rows, cols = holes.sum((1,2)), holes.any(2).sum(1), holes.any(1).sum(1)
+    assert len(area)==4000 and (area==rows*cols).all() and (rows<=8).all() and (cols<=8).all()
+    assert area.min()>=16 and area.max()==64  # a 4×4 corner at least: the centre is inside the image
+    cover = torch.tensor([sum(1 for c in range(32) if c-4 <= i <= c+3) for i in range(32)]).float()  # centres whose square covers row i
+    assert abs(area.float().mean() - (cover.sum()/32)**2) < 1  # 7.5² = 56.25 pixels on average, not 64: the clipping
+    assert abs((area==64).float().mean() - (25/32)**2) < 0.03
+    assert (dls.valid.one_batch()[0]!=0).all()  # never on the test set
+
 def test_fast_and_per_image_paths_give_the_same_shuffled_batches(data):
     "Without random augmentation, an epoch of the fast path is the per-image path's, batch for batch"
     kw = dict(bs=4, device='cpu', pad=0, flip=False, cutout=0)

@@ -16,14 +16,20 @@ print(warnings.filters == n)
 """)
     assert out.strip() == 'True'
 
-def test_our_resblock_is_not_shadowed_by_fastais():
+def test_our_names_shadow_no_fastai_name_and_old_pickles_load():
+    "Issue 22: our residual block is `CifarResBlock`; modules that import fastai's names then ours see fastai's `ResBlock`; an old pickle of `cifar_fastai.model.ResBlock` loads"
     out = run("""
-import cifar_fastai.learner, cifar_fastai.interpret, cifar_fastai.train, cifar_fastai.predict as p
-print(' '.join(getattr(m, 'ResBlock').__module__ for m in (cifar_fastai.learner, cifar_fastai.interpret, cifar_fastai.train, p)))
+import pickle, fastai.layers, cifar_fastai.model as M
+import cifar_fastai.learner, cifar_fastai.interpret, cifar_fastai.predict as p
+mods = (cifar_fastai.learner, cifar_fastai.interpret, p)
+print(all(m.ResBlock is fastai.layers.ResBlock for m in mods), all(m.CifarResBlock is M.CifarResBlock for m in mods))
 import json; print(p.dumps is json.dumps)
+old = pickle.dumps(M.CifarResNet(3, widths=(4,8,8,8)), protocol=2).replace(b'\\nCifarResBlock\\n', b'\\nResBlock\\n')  # as a model.pkl of before the rename
+print(b'cifar_fastai.model\\nResBlock\\n' in old, type(pickle.loads(old).layer1[1]).__name__)
 """)
-    mods, same = out.strip().splitlines()
-    assert set(mods.split()) == {'cifar_fastai.model'} and same == 'True', out
+    names, same, (has_old, loaded) = *out.strip().splitlines()[:2], out.strip().splitlines()[2].split()
+    assert names == 'True True' and same == 'True', out
+    assert has_old == 'True' and loaded == 'CifarResBlock', out
 
 def test_names_that_moved_out_of_data_still_import_from_it():
     "`core`, `source`, `cache` and `testing` came out of `data`: users' imports and old pickles (`cifar_fastai.data.CacheImage`) still find them there"
