@@ -10,21 +10,23 @@ with warnings.catch_warnings():  # fastai's import on torch>=2.10 says `torch.ji
     from fastai.vision.all import *
 
 # %% auto #0
-__all__ = ['conv_bn', 'CifarResBlock', 'CifarResNet', 'layer_shapes']
+__all__ = ['conv_bn', 'CifarResBlock', 'Scale', 'CifarResNet', 'layer_shapes']
 
 # %% ../nbs/06_model.ipynb #9e3e1b8b
 def conv_bn(ni:int, # input channels
             nf:int, # output channels
             pool:bool=False, # 2×2 max pool after the conv (halves the resolution)
+            bn=nn.BatchNorm2d, # the normalisation layer, called with `nf` (a recipe may pass `GhostBatchNorm`)
+            act=nn.ReLU, # the activation layer, called with no argument (a recipe may pass `partial(nn.CELU, alpha=0.3)`)
            )->nn.Sequential:
     "3×3 conv (no bias), optional 2×2 max pool, BatchNorm, ReLU"
     layers = [nn.Conv2d(ni, nf, 3, padding=1, bias=False)] + ([nn.MaxPool2d(2)] if pool else [])
-    return nn.Sequential(*layers, nn.BatchNorm2d(nf), nn.ReLU())
+    return nn.Sequential(*layers, bn(nf), act())
 
 # %% ../nbs/06_model.ipynb #e87ecf4e
 class CifarResBlock(Module):
     "`x + conv_bn(conv_bn(x))` at constant width (not fastai's `ResBlock`, whose name it no longer shadows)"
-    def __init__(self, nf:int): self.convs = nn.Sequential(conv_bn(nf,nf), conv_bn(nf,nf))
+    def __init__(self, nf:int, **kwargs): self.convs = nn.Sequential(conv_bn(nf,nf,**kwargs), conv_bn(nf,nf,**kwargs))  # kwargs: `conv_bn`'s `bn`, `act`
     def forward(self, x): return x + self.convs(x)
 
 
@@ -32,21 +34,32 @@ class CifarResBlock(Module):
 ResBlock = CifarResBlock  # its name until Nov 2026: `model.pkl` files of that time pickled `cifar_fastai.model.ResBlock`; not in `__all__`, so `import *` leaves fastai's `ResBlock` alone
 
 # %% ../nbs/06_model.ipynb #e9a48627
+class Scale(Module):
+    "Multiply by a constant `s` (Page's `Mul`: the logits × 0.125 in `dawn.py`, × 1/16 in `new_dawn.py`)"
+    def __init__(self, s:float): self.s = s
+    def forward(self, x): return x*self.s
+    def extra_repr(self): return f's={self.s:g}'
+
 class CifarResNet(nn.Sequential):
-    "The custom ResNet: prep, layer1 (+res), layer2, layer3 (+res), global max pool, linear"
+    "The custom ResNet: prep, layer1 (+res), layer2, layer3 (+res), global max pool, linear; the defaults are the course recipe's"
     def __init__(self, n_out:int=10, # number of classes
                  c_in:int=3, # input channels
                  widths=(64,128,256,512), # prep, layer1, layer2, layer3 widths
+                 bn=nn.BatchNorm2d, act=nn.ReLU, # every `conv_bn`'s normalisation and activation (see `conv_bn`)
+                 prep:nn.Module=None, # the first layer, (bs,c_in,h,w) → (bs,widths[0],h,w); None: `conv_bn(c_in, widths[0])`
+                 bias:bool=True, # the linear layer's bias (Page's recipes: none)
+                 scale:float=1., # logits × `scale` (Page: 0.125, 1/16); 1: no `scale` layer, the course's network
                 ):
-        w0,w1,w2,w3 = widths
+        w0,w1,w2,w3 = widths; kw = dict(bn=bn, act=act)
         super().__init__(OrderedDict(
-            prep   = conv_bn(c_in, w0),                                      # (bs,64,32,32)
-            layer1 = nn.Sequential(conv_bn(w0, w1, pool=True), CifarResBlock(w1)), # (bs,128,16,16)
-            layer2 = conv_bn(w1, w2, pool=True),                             # (bs,256,8,8)
-            layer3 = nn.Sequential(conv_bn(w2, w3, pool=True), CifarResBlock(w3)), # (bs,512,4,4)
+            prep   = ifnone(prep, conv_bn(c_in, w0, **kw)),                             # (bs,64,32,32)
+            layer1 = nn.Sequential(conv_bn(w0, w1, pool=True, **kw), CifarResBlock(w1, **kw)), # (bs,128,16,16)
+            layer2 = conv_bn(w1, w2, pool=True, **kw),                                  # (bs,256,8,8)
+            layer3 = nn.Sequential(conv_bn(w2, w3, pool=True, **kw), CifarResBlock(w3, **kw)), # (bs,512,4,4)
             pool   = nn.AdaptiveMaxPool2d(1),  # = MaxPool2d(4) on 32×32 inputs; any input size still works
-            flatten= Flatten(),                                              # (bs,512)
-            fc     = nn.Linear(w3, n_out)))                                  # (bs,n_out) logits
+            flatten= Flatten(),                                                         # (bs,512)
+            fc     = nn.Linear(w3, n_out, bias=bias),                                   # (bs,n_out) logits
+            **({'scale': Scale(scale)} if scale!=1 else {})))
 
 # %% ../nbs/06_model.ipynb #84a78ddc
 def layer_shapes(model:nn.Module, # a network whose children run one after the other (an `nn.Sequential`)
