@@ -107,6 +107,7 @@ def _resume_state(run:Path, hp:dict, force:bool):
         if (run/'metrics.json').exists(): raise CifarError(f"{run} has finished (metrics.json is there): nothing to resume")
         raise CifarError(f"no checkpoint in {run}: nothing to resume")
     st = load_checkpoint(fn)
+    if 'hparams' not in st['meta']: raise CifarError(f"{fn} was written by a fit outside `train` (it records no hyper-parameters): `train` cannot resume it")
     old = {'pil':True, 'precision':'fp32', **st['meta']['hparams']}  # checkpoints older than the cache came from the per-image pipeline, older than `precision` trained in fp32 on the CPU
     diff = [f"{k}={old[k]} (now {hp[k]})" for k in HPARAMS if hp[k]!=old[k] and not (k=='lr_max' and hp[k] is None)]
     if diff and not force: raise CifarError(f"{run} was trained with {', '.join(diff)}: pass the same arguments to resume, or --force to use the new ones")

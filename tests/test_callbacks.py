@@ -56,6 +56,9 @@ def test_checkpoint_under_plain_fit_and_fit_flat_cos(tiny, tmp_path):
     assert st['epoch'] == 2 and st['meta'] == dict(k=1) and len(st['history']['values']) == 2 and len(pd.read_csv(tmp_path/'plain/history.csv')) == 2
     assert st['history']['hps']['lr'] == [2e-3]*6 and st['history']['hps']['mom'] == [0.9]*6  # 2 epochs of 3 batches, constant
     assert all(torch.equal(v, learn.model.state_dict()[k]) for k,v in st['model'].items())
+    from cifar_fastai.train import train
+    from cifar_fastai.core import CifarError
+    with pytest.raises(CifarError, match='written by a fit outside `train`'): train(tiny, epochs=2, bs=8, lr_max=2e-3, bar=False, resume=tmp_path/'plain')
     learn = nb_learner(tiny); (tmp_path/'flat').mkdir()
     with learn.no_bar(), learn.no_logging(): learn.fit_flat_cos(2, 2e-3, cbs=Checkpoint(tmp_path/'flat'))
     h = load_checkpoint(tmp_path/'flat/checkpoint.pth')['history']['hps']
