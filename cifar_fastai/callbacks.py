@@ -98,26 +98,32 @@ class Checkpoint(Callback):
         ps, hyp = getattr(self.learn, 'param_scheduler', None), self.opt.hypers[-1]
         for k in dict.fromkeys(['lr', 'mom', *(ps.scheds if ps else [])]):
             if k in hyp: self.sched.setdefault(k, []).append(float(hyp[k]))
-    def after_epoch(self):
-        if not self.recorder.values[-1]: return  # an epoch skipped by a resume
-        self.times.append(time.time()-self.t)
-        b = self.base
-        self.hist = dict(values=b['values'] + [[float(v) for v in r] for r in self.recorder.values if r],
-                         losses=b['losses'] + [float(l) for l in self.recorder.losses],
-                         hps={k: b['hps'].get(k, []) + self.sched.get(k, []) for k in {**b['hps'], **self.sched}},
-                         times=b['times'] + self.times)
-        self.write_history()
-        sl, sc = self.recorder.smooth_loss, self._scaler()
-        st = dict(format=CKPT_FORMAT, model_class=type(self.model).__name__, epoch=self.epoch+1, meta=self.meta,
-                  model=self.model.state_dict(), opt=self.opt.state_dict(), rng=_rng_state(self.dls),
-                  smooth_loss=(sl.count, sl.val), scaler=sc.state_dict() if sc else None, history=self.hist)
-        atomic_write(self.out/'checkpoint.pth', lambda t: torch.save(st, t))
-    def write_history(self):
-        "`history.csv` as fastai's `CSVLogger` writes it, rewritten atomically each epoch so a resume continues it"
-        names = self.recorder.metric_names
-        rows = [[i]+v+[hms(t)] for i,(v,t) in enumerate(zip(self.hist['values'], self.hist['times']))]
-        df = pd.DataFrame(rows, columns=names)
-        atomic_write(self.out/'history.csv', lambda t: df.to_csv(t, index=False))
+
+# %% ../nbs/09_callbacks.ipynb #c9a1b004
+@patch
+def after_epoch(self:Checkpoint):
+    "The epoch's history into `history.csv` and, with the weights, optimizer, RNG states and grad scaler, into `checkpoint.pth`"
+    if not self.recorder.values[-1]: return  # an epoch skipped by a resume
+    self.times.append(time.time()-self.t)
+    b = self.base
+    self.hist = dict(values=b['values'] + [[float(v) for v in r] for r in self.recorder.values if r],
+                     losses=b['losses'] + [float(l) for l in self.recorder.losses],
+                     hps={k: b['hps'].get(k, []) + self.sched.get(k, []) for k in {**b['hps'], **self.sched}},
+                     times=b['times'] + self.times)
+    self.write_history()
+    sl, sc = self.recorder.smooth_loss, self._scaler()
+    st = dict(format=CKPT_FORMAT, model_class=type(self.model).__name__, epoch=self.epoch+1, meta=self.meta,
+              model=self.model.state_dict(), opt=self.opt.state_dict(), rng=_rng_state(self.dls),
+              smooth_loss=(sl.count, sl.val), scaler=sc.state_dict() if sc else None, history=self.hist)
+    atomic_write(self.out/'checkpoint.pth', lambda t: torch.save(st, t))
+
+@patch
+def write_history(self:Checkpoint):
+    "`history.csv` as fastai's `CSVLogger` writes it, rewritten atomically each epoch so a resume continues it"
+    names = self.recorder.metric_names
+    rows = [[i]+v+[hms(t)] for i,(v,t) in enumerate(zip(self.hist['values'], self.hist['times']))]
+    df = pd.DataFrame(rows, columns=names)
+    atomic_write(self.out/'history.csv', lambda t: df.to_csv(t, index=False))
 
 # %% ../nbs/09_callbacks.ipynb #6e7ffcfa
 def load_checkpoint(fn:Path, # a run's `checkpoint.pth`
