@@ -1,4 +1,4 @@
-import os, sys, subprocess, pytest
+import os, sys, signal, subprocess, pytest
 from pathlib import Path
 
 @pytest.fixture(scope='session')
@@ -21,3 +21,7 @@ def tiny_run(dest):
     learn, m = train(src, epochs=6, bs=8, lr_max=3e-3, out=dest/'run', seed=0, bar=False)  # 6, not 3: after 3 epochs the test accuracy of this tiny model depends on the CPU's kernels (1.0 on a Zen 4 in bf16, 0.67 on a Zen 3 in fp32)
     assert m['test_accuracy'] > 0.9, m
     return learn, dest/'run/model.pkl', src
+
+def sigint_default():
+    "`preexec_fn` for a child that a test interrupts with SIGINT: a shell starting pytest in the background (`cmd &`) passes SIGINT on as ignored, and Python then never raises KeyboardInterrupt"
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -2,7 +2,7 @@
 import io, os, sys, json, time, base64, shutil, signal, socket, subprocess, importlib.util, urllib.error, urllib.parse, urllib.request, pytest
 from pathlib import Path
 from PIL import Image
-from conftest import cli, tiny_run
+from conftest import cli, tiny_run, sigint_default
 
 PNG = b'\x89PNG'
 BROWSER_ARGS = ['--no-sandbox', '--headless', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
@@ -100,7 +100,7 @@ def _start(model, tmp, *args):
     env = {**os.environ, 'GRADIO_TEMP_DIR': str(tmp/'gradio')}  # uploads go to the test's folder, not /tmp/gradio
     with open(log, 'w') as out:
         p = subprocess.Popen([sys.executable, '-m', 'cifar_fastai.app', str(model), '--host', '127.0.0.1', '--port', str(port), *args],
-                             stdout=out, stderr=subprocess.STDOUT, env=env)
+                             stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=sigint_default)  # the SIGINT tests need Python's handler
     return p, f'http://127.0.0.1:{port}/', log
 
 def _stop(p, sig=signal.SIGTERM)->int:

@@ -2,7 +2,7 @@
 import os, sys, json, signal, subprocess, time, errno, pytest, torch
 import pandas as pd
 from pathlib import Path
-from conftest import cli
+from conftest import cli, sigint_default
 from fastai.callback.core import Callback
 
 ARGS = ['--epochs', 3, '--bs', 8, '--lr_max', 1e-3, '--seed', 0]
@@ -103,7 +103,7 @@ def test_ctrl_c_saves_and_says_how_to_resume(syn, straight, tmp_path):
     out, drive = tmp_path/'ctrlc', tmp_path/'drive.py'
     drive.write_text(DRIVE)  # a file, not `-c`: fastcore's `call_parse` parses sys.argv only for a real __main__ module
     p = subprocess.run([sys.executable, str(drive), '--data', str(syn), *map(str, ARGS), '--precision', prec(straight), '--out', str(out)],
-                       capture_output=True, text=True, timeout=600)
+                       capture_output=True, text=True, timeout=600, preexec_fn=sigint_default)
     so, se = p.stdout, p.stderr
     assert p.returncode == 130, se
     assert 'Traceback' not in se
