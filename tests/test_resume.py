@@ -176,8 +176,10 @@ train({str(syn)!r}, epochs=3, bs=8, lr_max=1e-3, seed=0, out={str(out)!r}, bar=F
     assert 'all 3 epochs were trained' in r.stdout and 'epoch 1/3' not in r.stdout  # nothing retrained
     assert_finished_like(out, straight, ('test_accuracy','test_loss','train_loss','epochs'))
 
-def test_resume_refuses_a_change_of_precision(syn, tmp_path):
+def test_resume_refuses_a_change_of_precision(tmp_path):
     from cifar_fastai.train import train
+    from cifar_fastai.testing import make_synthetic_cifar
+    syn = make_synthetic_cifar(tmp_path/'syn', n_train=4, n_test=2, n_classes=2)  # one batch an epoch: bf16 is emulated on a CPU without it, and slow
     with pytest.raises(KeyboardInterrupt): train(syn, epochs=2, bs=8, lr_max=1e-3, seed=0, out=tmp_path/'r', bar=False, cbs=CtrlCInEpoch2(), precision='bf16')
     r = cli('--data', syn, '--epochs', 2, '--bs', 8, '--lr_max', 1e-3, '--seed', 0, '--precision', 'fp32', '--resume', tmp_path/'r')
     assert r.returncode == 2 and 'precision=bf16 (now fp32)' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
