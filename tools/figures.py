@@ -26,10 +26,13 @@ def lr(x):
     m, e = f'{float(x):.2e}'.split('e')
     return f'{m}e{int(e)}'
 
+def secs(s):
+    "'h:mm:ss' (history.csv's `time`) as seconds; a number as it is"
+    return sum(int(p)*60**i for i, p in enumerate(reversed(s.split(':')))) if isinstance(s, str) else s
+
 def mins(s):
     "Seconds (or 'h:mm:ss') as '5 min 13 s'; '2 h 5 min' from an hour on"
-    if isinstance(s, str): s = sum(int(p)*60**i for i, p in enumerate(reversed(s.split(':'))))
-    s = round(float(s)); h, m = divmod(s//60, 60)
+    s = round(float(secs(s))); h, m = divmod(s//60, 60)
     return f'{h} h {m} min' if h else f'{m} min {s%60} s'
 
 def said(xs):
@@ -71,7 +74,7 @@ class Run:
         return float(self.history[epoch-1][f'{split}_accuracy'])
     def epoch_times(self, first=1):
         "Seconds per epoch (training and test pass) of epochs `first`.. (from 1), from history.csv"
-        return [sum(int(p)*60**i for i, p in enumerate(reversed(o['time'].split(':')))) for o in self.history[first-1:]]
+        return [secs(o['time']) for o in self.history[first-1:]]
     def ref(self, epoch):
         "The reference run's test accuracy after `epoch`, in %, from reference.csv"
         return float(next(o for o in self.reference if int(o['epoch'])==epoch)['reference (%)'])
