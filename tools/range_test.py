@@ -8,10 +8,9 @@ on the curves this records (`results/lr_find_spread/curves.csv`).
     python tools/range_test.py --data ../shared/data/cifar10-jpeg.tgz --out /work/runs/rt-s1 --seed 1
 """
 import json, time, inspect
-from types import SimpleNamespace
 from fastcore.script import call_parse
 from cifar_fastai.core import run_cli, BS
-from cifar_fastai.train import train, _start, _learner, _lr_find
+from cifar_fastai.train import train, TrainRun, _start, _learner, _lr_find
 
 def range_test(data:str=None, # CIFAR-10 folder or .tgz, as for `train`
                out:str=None, # run folder for the curve; as for `train`
@@ -23,7 +22,7 @@ def range_test(data:str=None, # CIFAR-10 folder or .tgz, as for `train`
     "Run the LR range test of `train(data, seed=seed, …)` and return what `range_test.json` records"
     args = {k:v.default for k,v in inspect.signature(train).parameters.items() if k!='cbs'}
     args.update(data=data, out=out, seed=seed, precision=precision, lr_find_iters=lr_find_iters, bs=bs, bar=False)
-    r = SimpleNamespace(**args, args=args, t0=time.time(), start=0, t_find=0., how='given')
+    r = TrainRun(args, time.time())  # the run state `train` itself starts from
     _lr_find(_learner(_start(r)))
     res = dict(seed=seed, lr_max=r.lr_max, how=r.how, seconds=round(r.t_find,1), precision=r.learn.precision,
                cpu=r.cpu['model'], n=len(r.learn.recorder.lrs), date=time.strftime('%Y-%m-%d'))
