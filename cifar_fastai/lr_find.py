@@ -4,7 +4,7 @@
 
 # %% ../nbs/09a_lr_find.ipynb #83c239fa
 from __future__ import annotations
-import warnings
+import re, warnings
 from .core import *
 with warnings.catch_warnings():  # fastai's import on torch>=2.10 says `torch.jit.script` is deprecated: noise for our users, silenced here only
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
@@ -16,13 +16,16 @@ __all__ = ['lowest', 'rule_name', 'pick_lr', 'unsmooth', 'lowest_raw', 'rule_pic
            'plot_lr_find']
 
 # %% ../nbs/09a_lr_find.ipynb #d0507ac3
+def _named(f, label:str):
+    "Give a suggestion function our `label` ('lowest/3': `pick_lr`, the tables, metrics.json) and an identifier `__name__` ('lowest_3'): fastai's `lr_find` names its result's fields after `__name__`"
+    f.label, f.__name__ = label, re.sub(r'\W', '_', label)
+    return f
+
 def lowest(div:float=LR_DIV, # divide the LR of the lowest loss by this
           ):
     "A suggestion function like fastai's `minimum` (which divides by 10): the LR of the lowest smoothed loss / `div`"
     def _f(lrs, losses, num_it): i = int(losses.argmin()); return float(lrs[i])/div, (float(lrs[i]), float(losses[i]))
-    _f.__name__ = f'lowest_{div:g}'.replace('.','_')  # fastai's `lr_find` names its result's fields after it: an identifier
-    _f.label = f'lowest/{div:g}'  # what `pick_lr` reports and metrics.json records
-    return _f
+    return _named(_f, f'lowest/{div:g}')
 
 def rule_name(f, # a suggestion function: fastai's (`valley`, a `partial` of one) or ours (`lowest(3)`)
              )->str:
@@ -66,9 +69,7 @@ def lowest_raw(div:float=1., # divide the LR of the lowest per-batch loss by thi
         m = np.convolve(np.pad(x, win//2, mode='edge'), np.ones(win)/win, mode='valid')  # centred: no lag
         i = int(m.argmin()); lr = float(lrs[i+1])  # x[i] is batch i+1 of `losses`
         return lr/div, (lr, float(losses[i+1]))
-    _f.label = f'lowest_raw/{div:g}' if win==5 else f'lowest_raw{win}/{div:g}'  # as `lowest`: a label for our tables,
-    _f.__name__ = _f.label.replace('/','_').replace('.','_')  # an identifier for fastai's `lr_find`
-    return _f
+    return _named(_f, f'lowest_raw/{div:g}' if win==5 else f'lowest_raw{win}/{div:g}')
 
 # %% ../nbs/09a_lr_find.ipynb #77616f67
 def rule_picks(curves:dict, # name -> a range test's curve: DataFrame with columns `lr`, `loss` (an `lr_find.csv`)
