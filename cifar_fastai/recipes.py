@@ -218,9 +218,9 @@ def train_whitening(dls:DataLoaders, # the run's, from `cifar_dls`
 
 # %% ../nbs/09b_recipes.ipynb #6013ae48
 def bias_splitter(m:nn.Module)->list:
-    "Two parameter groups: the trainable weights, then the trainable biases, BatchNorm's included (Page's `'bias' in name`)"
+    "Two parameter groups: the trainable biases, BatchNorm's included (Page's `'bias' in name`), then the weights: the last group's LR is the one fastai records and plots"
     ps = [(n.split('.')[-1]=='bias', p) for n,p in m.named_parameters() if p.requires_grad]
-    return [[p for b,p in ps if not b], [p for b,p in ps if b]]
+    return [[p for b,p in ps if b], [p for b,p in ps if not b]]
 
 def group_opt(params, # parameter groups, as `bias_splitter` returns them
               lr, # as fastai passes it
@@ -247,7 +247,7 @@ def recipe_learner(dls:DataLoaders, # from `recipe_dls`
                   )->Learner:
     "`cifar_learner` with the recipe's network, optimizer, parameter groups and loss; `learn.recipe` is its name"
     r = get_recipe(recipe)
-    kw = dict(opt_func=partial(group_opt, opt_func=r.opt_func, wd_mult=(1., r.bias_wd)), splitter=bias_splitter) if r.groups else dict(opt_func=r.opt_func)
+    kw = dict(opt_func=partial(group_opt, opt_func=r.opt_func, wd_mult=(r.bias_wd, 1.)), splitter=bias_splitter) if r.groups else dict(opt_func=r.opt_func)
     learn = cifar_learner(dls, model=recipe_model(dls, r), wd_bn_bias=r.wd_bn_bias, **kw, **kwargs)
     if r.loss_func is not CrossEntropyLossFlat: learn.loss_func = r.loss_func()  # `cifar_learner` sets the course's
     learn.recipe = r.name
@@ -267,5 +267,5 @@ def fit_recipe(self:Learner, recipe:str|Recipe='course', # whose schedule and ca
     if lr is None: raise CifarError(f"the {r.name} recipe's LR comes from the range test: pass lr_max")
     if r.ema and not any(isinstance(c, EMA) for c in cbs): cbs += EMA(**r.ema)
     if r.sched=='one_cycle': return self.fit_one_cycle(n, lr, pct_start=ifnone(pct_start, r.pct_start), cbs=cbs, start_epoch=start_epoch)
-    lrs = lr*np.array([1., r.bias_lr] if r.groups else [1.])
+    lrs = lr*np.array([r.bias_lr, 1.] if r.groups else [1.])  # `bias_splitter`'s order
     self.fit_piecewise(n, lr_max=lrs, xs=np.array(r.xs)*n, ys=r.ys, cbs=cbs, start_epoch=start_epoch)
