@@ -287,7 +287,9 @@ def _restore(r:TrainRun, # the run, after `_learner`, with a checkpoint `prev`; 
     try: learn.model.load_state_dict(prev['model'])
     except RuntimeError: raise CifarError(f"{r.out/'checkpoint.pth'} does not fit this model") from None
     learn.create_opt(); learn.opt.load_state_dict(prev['opt']); opt_state_to(learn.opt)  # loaded on the CPU: to the parameters' device
-    for cb in r.rcbs: cb.load_state_dict(prev['cbs'][type(cb).__name__])  # the EMA's average goes on (the recipe matched: `_resume_state`)
+    for cb in r.rcbs:  # the EMA's average goes on
+        if (st := prev.get('cbs', {}).get(type(cb).__name__)) is None: raise CifarError(f"{r.out/'checkpoint.pth'} holds no {type(cb).__name__} state: it was not written by a {r.rc.name} run")
+        cb.load_state_dict(st)
     r.start, r.how, r.t_find = prev['epoch'], prev['meta']['lr_max_from'], prev['meta']['lr_find_seconds']
     if r.start>r.epochs: raise CifarError(f"the checkpoint has {r.start} epochs already, --epochs is {r.epochs}: nothing to do")
     _set_rng_state(r.dls, prev['rng'])
