@@ -49,20 +49,22 @@ class PadCropFlip(RandTransform):
 
 # %% ../nbs/02_augment.ipynb #2637a663
 class Cutout(RandTransform):
-    "Blank a random `size`×`size` square (centre anywhere, clipped at the border) in each image of a batch"
+    "Blank a random `size`×`size` square in each image of a batch: centre anywhere, clipped at the border; or, `inside`, wholly in the image"
     order = 100  # after Normalize (99): fill 0 is then the dataset mean
     def __init__(self, size:int=8, # side of the square (the recipe: 8)
                  p:float=1., # probability for each image
                  fill:float=0., # value put in the square
+                 inside:bool=False, # the whole square inside the image, its corner uniform (Page's `Cutout`, `dawn.py`); False: the course's
                 ):
         super().__init__(); store_attr()
     def before_call(self, b, split_idx): self.do = True  # `p` is drawn per image in `encodes`, not once per batch
     def encodes(self, x:TensorImage):
         bs,_,h,w = x.shape  # (bs,3,h,w)
-        cy = torch.randint(0, h, (bs,1,1), device=x.device)  # (bs,1,1)
-        cx = torch.randint(0, w, (bs,1,1), device=x.device)
-        ys = torch.arange(h, device=x.device)[None,:,None] - (cy - self.size//2)  # (bs,h,1): row offset into the square
-        xs = torch.arange(w, device=x.device)[None,None,:] - (cx - self.size//2)  # (bs,1,w)
+        lo, hi = (0, (h-self.size+1, w-self.size+1)) if self.inside else (-(self.size//2), (h, w))  # top-left corner: lo + randint(hi)
+        y0 = lo + torch.randint(0, hi[0], (bs,1,1), device=x.device)  # (bs,1,1)
+        x0 = lo + torch.randint(0, hi[1], (bs,1,1), device=x.device)
+        ys = torch.arange(h, device=x.device)[None,:,None] - y0  # (bs,h,1): row offset into the square
+        xs = torch.arange(w, device=x.device)[None,None,:] - x0  # (bs,1,w)
         hole = (ys>=0) & (ys<self.size) & (xs>=0) & (xs<self.size)  # (bs,h,w)
         hole &= torch.rand(bs,1,1, device=x.device) < self.p
         return x.masked_fill(hole[:,None], self.fill)

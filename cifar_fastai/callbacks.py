@@ -13,8 +13,8 @@ with warnings.catch_warnings():  # fastai's import on torch>=2.10 says `torch.ji
 from .core import *
 
 # %% auto #0
-__all__ = ['CKPT_FORMAT', 'RunLog', 'RecordTrainMetrics', 'opt_state_to', 'Checkpoint', 'load_checkpoint', 'Diverged',
-           'finite_weights', 'StopOnNonFinite']
+__all__ = ['CKPT_FORMAT', 'RunLog', 'RecordTrainMetrics', 'opt_state_to', 'Checkpoint', 'cb_states', 'load_checkpoint',
+           'Diverged', 'finite_weights', 'StopOnNonFinite']
 
 # %% ../nbs/09_callbacks.ipynb #2baa13d1
 class RunLog(Callback):
@@ -100,9 +100,13 @@ class Checkpoint(Callback):
             if k in hyp: self.sched.setdefault(k, []).append(float(hyp[k]))
 
 # %% ../nbs/09_callbacks.ipynb #c9a1b004
+def cb_states(learn:Learner)->dict:
+    "The state of each of `learn`'s callbacks that has one (a `state_dict` method, as `EMA`'s), by class name: a resume gives it back with `load_state_dict`"
+    return {type(cb).__name__: cb.state_dict() for cb in learn.cbs if callable(getattr(type(cb), 'state_dict', None))}  # the class's: `Callback` passes unknown attributes on to the learner
+
 @patch
 def after_epoch(self:Checkpoint):
-    "The epoch's history into `history.csv` and, with the weights, optimizer, RNG states and grad scaler, into `checkpoint.pth`"
+    "The epoch's history into `history.csv` and, with the weights, optimizer, RNG states, grad scaler and callbacks' states (`EMA`'s), into `checkpoint.pth`"
     if not self.recorder.values[-1]: return  # an epoch skipped by a resume
     self.times.append(time.time()-self.t)
     b = self.base
@@ -114,7 +118,7 @@ def after_epoch(self:Checkpoint):
     sl, sc = self.recorder.smooth_loss, self._scaler()
     st = dict(format=CKPT_FORMAT, model_class=type(self.model).__name__, epoch=self.epoch+1, meta=self.meta,
               model=self.model.state_dict(), opt=self.opt.state_dict(), rng=_rng_state(self.dls),
-              smooth_loss=(sl.count, sl.val), scaler=sc.state_dict() if sc else None, history=self.hist)
+              smooth_loss=(sl.count, sl.val), scaler=sc.state_dict() if sc else None, history=self.hist, cbs=cb_states(self.learn))
     atomic_write(self.out/'checkpoint.pth', lambda t: torch.save(st, t))
 
 @patch

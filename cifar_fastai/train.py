@@ -19,6 +19,7 @@ from .callbacks import *
 from .callbacks import _set_rng_state
 from .lr_find import *  # `lowest`, `pick_lr`, `plot_lr_find`: the LR range test's rules
 from .data import cifar_dls
+from .recipes import *  # `Recipe`, `RECIPES`, `recipe_dls`, `recipe_learner`, `Learner.fit_recipe`, `EMA`
 
 # %% auto #0
 __all__ = ['HPARAMS', 'new_run_dir', 'plot_curves', 'read_reference', 'compare_reference', 'seed_all', 'run_metrics', 'RunReport',
@@ -92,13 +93,13 @@ def _check_args(epochs, bs, lr_max, pct_start, subset, lr_find_iters, lr_div):
     if not (isinstance(epochs,int) and epochs>=1): raise CifarError(f"epochs must be a whole number >= 1, got {epochs}")
     if not (isinstance(bs,int) and bs>=1): raise CifarError(f"bs must be a whole number >= 1, got {bs}")
     if lr_max is not None and not (np.isfinite(lr_max) and lr_max>0): raise CifarError(f"lr_max must be > 0, got {lr_max}")
-    if not 0<pct_start<1: raise CifarError(f"pct_start must be between 0 and 1 (exclusive), got {pct_start}")
+    if pct_start is not None and not 0<pct_start<1: raise CifarError(f"pct_start must be between 0 and 1 (exclusive), got {pct_start}")
     if subset is not None and not subset>0: raise CifarError(f"subset must be a fraction in (0,1] or a count > 1, got {subset}")
     if lr_max is None and lr_find_iters<10: raise CifarError(f"lr_find_iters must be >= 10 for a usable LR range test, got {lr_find_iters}")
     if lr_max is None and not (np.isfinite(lr_div) and lr_div>0): raise CifarError(f"lr_div must be > 0, got {lr_div}")
 
 # %% ../nbs/10_train.ipynb #2472f6a1
-HPARAMS = ('epochs','bs','lr_max','pct_start','seed','subset','cutout','lr_find_iters','pil','precision')  # what a resume must not change silently
+HPARAMS = ('recipe','epochs','bs','lr_max','pct_start','seed','subset','cutout','lr_find_iters','pil','precision')  # what a resume must not change silently; the recipe's values resolved
 
 def _resume_state(run:Path, hp:dict, force:bool):
     "The checkpoint in `run`, after checking it was made with the hyper-parameters `hp`"
@@ -108,7 +109,7 @@ def _resume_state(run:Path, hp:dict, force:bool):
         raise CifarError(f"no checkpoint in {run}: nothing to resume")
     st = load_checkpoint(fn)
     if 'hparams' not in st['meta']: raise CifarError(f"{fn} was written by a fit outside `train` (it records no hyper-parameters): `train` cannot resume it")
-    old = {'pil':True, 'precision':'fp32', **st['meta']['hparams']}  # checkpoints older than the cache came from the per-image pipeline, older than `precision` trained in fp32 on the CPU
+    old = {'pil':True, 'precision':'fp32', 'recipe':'course', **st['meta']['hparams']}  # checkpoints older than the cache came from the per-image pipeline, older than `precision` trained in fp32 on the CPU, older than recipes were the course's
     diff = [f"{k}={old[k]} (now {hp[k]})" for k in HPARAMS if hp[k]!=old[k] and not (k=='lr_max' and hp[k] is None)]
     if diff and not force: raise CifarError(f"{run} was trained with {', '.join(diff)}: pass the same arguments to resume, or --force to use the new ones")
     return st
@@ -140,8 +141,8 @@ def run_metrics(learn:Learner, # trained, with `ck` in its fit
     cpu, device = _machine(torch.device(dls.device or 'cpu'))
     return dict(test_accuracy=float(acc[-1]), best_test_accuracy=float(acc.max()), best_epoch=int(acc.argmax())+1,
                 test_loss=float(col('valid_loss')[-1]), train_loss=float(col('train_loss')[-1]), train_accuracy=float(col('train_accuracy')[-1]),
-                lr_max=mt.get('lr_max', float(lrs.max())), lr_max_from=mt.get('lr_max_from', 'given'), epochs=learn.n_epoch, bs=dls.bs,
-                pct_start=mt.get('hparams', {}).get('pct_start', float(lrs.argmax()/len(lrs))),
+                recipe=getattr(learn, 'recipe', 'course'), lr_max=mt.get('lr_max', float(lrs.max())), lr_max_from=mt.get('lr_max_from', 'given'), epochs=learn.n_epoch, bs=dls.bs,
+                pct_start=ifnone(mt.get('hparams', {}).get('pct_start'), float(lrs.argmax()/len(lrs))),  # a piecewise schedule's: where its LR peaked
                 n_train=len(dls.train_ds), n_test=len(dls.valid_ds), classes=list(dls.vocab), resumed_after=ck.prev['epoch'] if ck.prev else None,
                 seconds=dict(lr_find=round(mt.get('lr_find_seconds', 0.),1), fit=round(sum(h['times']),1), per_epoch=round(float(np.mean(h['times'])),1)),
                 data=dict(pipeline='pil') if cache is None else dict(pipeline='cache', cache=str(cache.fn), cache_built=cache.built, cache_seconds=round(cache.secs,1)),
@@ -212,8 +213,10 @@ class TrainRun:
     args: dict # `train`'s arguments as given (metrics.json's `args`)
     t0: float = 0. # when `train` was called (`time.time()`)
     out: Path = None # the run folder: `args['out']` until `_start` makes it (or the folder resumed)
-    lr_max: float = None # the peak LR: `args['lr_max']`, else the checkpoint's on a resume, else the LR range test's pick
-    how: str = 'given' # where `lr_max` came from: 'given' or 'lr_find:<rule>' (the checkpoint's on a resume)
+    rc: Recipe = None # the recipe `args['recipe']` names (`get_recipe`)
+    epochs: int = None; pct_start: float = None; cutout: int = None # `args`' values, or the recipe's where those are None
+    lr_max: float = None # the peak LR: `args['lr_max']`, else the checkpoint's on a resume, else the recipe's, else the LR range test's pick
+    how: str = 'given' # where `lr_max` came from: 'given', 'recipe' or 'lr_find:<rule>' (the checkpoint's on a resume)
     t_find: float = 0. # seconds the LR range test took (the checkpoint's on a resume)
     start: int = 0 # epochs trained before this session (a resume's checkpoint's)
     hp: dict = None # what a resume must match: `HPARAMS`, `precision` resolved on this machine
@@ -224,7 +227,11 @@ class TrainRun:
     log: RunLog = None; say: Callable = None # `train.log`; `say(line)` writes to it and to stdout
     cpu: dict = None; gpu: str = None # this machine, as metrics.json records it (`cpu`, `device`)
     ckpt: Checkpoint = None; report: RunReport = None # the fit's callbacks: `ckpt.hist` is the whole run's, `report.result` is metrics.json
-    def __post_init__(self): self.out, self.lr_max = self.args['out'], self.args['lr_max']
+    rcbs: list = None # the recipe's callbacks (its `EMA`), made by `_learner` so that `_restore` can give them their state
+    def __post_init__(self):
+        a = self.args; self.out, self.lr_max, self.rc = a['out'], a['lr_max'], get_recipe(a.get('recipe', 'course'))
+        self.epochs, self.pct_start, self.cutout = (ifnone(a[k], getattr(self.rc, k)) for k in ('epochs','pct_start','cutout'))
+        if self.rc.sched!='one_cycle': self.pct_start = None  # not a one-cycle schedule: `_start` refuses a given one
     def __getattr__(self, k): # `train`'s other arguments
         if k in self.__dict__.get('args', {}): return self.args[k]
         raise AttributeError(k)
@@ -234,15 +241,17 @@ def _start(r:TrainRun, # the run: `train`'s arguments; gets `ref`, `dev`, `hp`, 
           ):
     "Check the arguments and the checkpoint to resume, seed, load the data and make the run folder: whatever can fail, fails before training"
     r.ref = read_reference(r.reference) if r.reference else None  # now: a bad file costs seconds, not a run
-    _check_args(r.epochs, r.bs, r.lr_max, r.pct_start, r.subset, r.lr_find_iters, r.lr_div)
+    if r.rc.sched!='one_cycle' and r.args['pct_start'] is not None: raise CifarError(f"--pct_start is for one-cycle recipes (course); the {r.rc.name} recipe's schedule is piecewise linear")
+    _check_args(r.epochs, r.bs, ifnone(r.lr_max, r.rc.lr_max), r.pct_start, r.subset, r.lr_find_iters, r.lr_div)
     r.dev = torch.device(r.device) if r.device else default_device()
     if r.dev.type=='cuda' and not torch.cuda.is_available(): raise CifarError("device cuda requested but CUDA is not available")
-    r.hp = {k:r.args[k] for k in HPARAMS} | dict(precision=resolve_precision(r.precision, r.dev))  # what 'auto' means on this machine
+    r.hp = {k:getattr(r, k) for k in HPARAMS} | dict(recipe=r.rc.name, precision=resolve_precision(r.precision, r.dev))  # resolved: the recipe's values, what 'auto' means on this machine
     r.prev = _resume_state(r.resume, r.hp, r.force) if r.resume else None
     if r.prev and r.lr_max is None: r.lr_max = r.prev['meta']['lr_max']
+    if r.lr_max is None and r.rc.lr_max is not None: r.lr_max, r.how = r.rc.lr_max, 'recipe'  # page, fast: no LR range test
     seed_all(r.seed, r.deterministic)
-    r.dls = cifar_dls(r.data, bs=r.bs, subset=r.subset, seed=r.seed, pil=r.pil, num_workers=r.num_workers, device=r.dev,
-                      verify=not r.no_verify, cutout=r.cutout)
+    r.dls = recipe_dls(r.data, r.rc, cutout=r.cutout, bs=r.bs, subset=r.subset, seed=r.seed, pil=r.pil, num_workers=r.num_workers, device=r.dev,
+                       verify=not r.no_verify)
     r.out = Path(r.resume) if r.resume else new_run_dir(r.out)  # only once the data is known good: a failed start leaves no empty run folder
     return r
 
@@ -253,13 +262,15 @@ def _learner(r:TrainRun, # the run, after `_start`; gets `learn`, its `log`, `sa
     bar = ifnone(r.bar, sys.stdout.isatty())
     r.log = RunLog(r.out/'train.log', echo=not bar)
     r.say = partial(r.log.say, echo=True)  # run-level lines: always printed, bars or not
-    r.learn = learn = cifar_learner(r.dls, path=r.out, precision=r.hp['precision'])
+    r.learn = learn = recipe_learner(r.dls, r.rc, path=r.out, precision=r.hp['precision'])  # the course's: `cifar_learner`'s Adam
+    r.rcbs = [EMA(**r.rc.ema)] if r.rc.ema else []
     learn.recorder.train_metrics = True  # train accuracy too, as in the reference log
     if not bar: learn.remove_cb(ProgressCallback); learn.logger = noop  # RunLog prints instead of the Recorder's raw lists
     r.cpu, r.gpu = _machine(r.dev); cpu = r.cpu
     dls = r.dls
     r.say(f"cifar_fastai: device {r.gpu}, precision {learn.precision} (asked: {r.precision}), channels_last; "
           f"CPU {cpu['model']}, {'native' if cpu['bf16_native'] else 'no native'} bf16, {torch.get_num_threads()} threads")
+    r.say(f"recipe {r.rc.name}: {r.rc.source}")
     r.say(f"data: {len(dls.train_ds):,} train / {len(dls.valid_ds):,} test images, "
           f"{len(dls.train)} batches of {r.bs} per epoch; run folder {r.out}")
     r.say(f"data: per-image PIL pipeline, {dls.train.fake_l.num_workers} loader process(es)" if r.pil else
@@ -276,6 +287,9 @@ def _restore(r:TrainRun, # the run, after `_learner`, with a checkpoint `prev`; 
     try: learn.model.load_state_dict(prev['model'])
     except RuntimeError: raise CifarError(f"{r.out/'checkpoint.pth'} does not fit this model") from None
     learn.create_opt(); learn.opt.load_state_dict(prev['opt']); opt_state_to(learn.opt)  # loaded on the CPU: to the parameters' device
+    for cb in r.rcbs:  # the EMA's average goes on
+        if (st := prev.get('cbs', {}).get(type(cb).__name__)) is None: raise CifarError(f"{r.out/'checkpoint.pth'} holds no {type(cb).__name__} state: it was not written by a {r.rc.name} run")
+        cb.load_state_dict(st)
     r.start, r.how, r.t_find = prev['epoch'], prev['meta']['lr_max_from'], prev['meta']['lr_find_seconds']
     if r.start>r.epochs: raise CifarError(f"the checkpoint has {r.start} epochs already, --epochs is {r.epochs}: nothing to do")
     _set_rng_state(r.dls, prev['rng'])
@@ -307,12 +321,12 @@ def _lr_find(r:TrainRun, # the run, after `_learner`, without `lr_max`; gets `lr
 def _fit(r:TrainRun, # the run, ready to train from epoch `start`; gets its `ckpt` and `report`
          cbs=None, # extra fastai callbacks for the fit
         )->tuple:
-    "One-cycle training from epoch `r.start` with the run's callbacks; on Ctrl-C, say how to resume; at a non-finite loss, stop (`Diverged`); `(learn, metrics)`"
+    "The recipe's fit (`fit_recipe`) from epoch `r.start` with the run's callbacks; on Ctrl-C, say how to resume; at a non-finite loss, stop (`Diverged`); `(learn, metrics)`"
     meta = dict(hparams={**r.hp, 'lr_max':r.lr_max}, lr_max=r.lr_max, lr_max_from=r.how, lr_find_seconds=r.t_find,
                 n_train=len(r.dls.train_ds), classes=list(r.dls.vocab))
     run = run_cbs(r.out, echo=r.log.echo, ref=r.ref, meta=meta, prev=r.prev, info=dict(args=r.args), t0=r.t0)
     r.ckpt, r.report = first(run, risinstance(Checkpoint)), first(run, risinstance(RunReport))
-    try: r.learn.fit_one_cycle(r.epochs, r.lr_max, pct_start=r.pct_start, cbs=run+L(cbs), start_epoch=r.start)  # start==epochs: skips them all
+    try: r.learn.fit_recipe(r.rc, r.epochs, r.lr_max, r.pct_start, cbs=run+r.rcbs+L(cbs), start_epoch=r.start)  # start==epochs: skips them all; course: `fit_one_cycle`
     except KeyboardInterrupt:
         done = len(r.ckpt.hist['values'])
         where = f"after the last epoch ({done}/{r.epochs}), before its report" if done==r.epochs else f"in epoch {done+1}/{r.epochs}"
@@ -328,16 +342,17 @@ def _fit(r:TrainRun, # the run, ready to train from epoch `start`; gets its `ckp
 
 # %% ../nbs/10_train.ipynb #1e093bac
 def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, else fastai's download
-          epochs:int=EPOCHS, # epochs of the one-cycle schedule
+          recipe:str='course', # 'course' (Adam, one-cycle, LR range test), 'page' (Page's 24-epoch SGD) or 'fast' (his 10-epoch net): see `RECIPES`
+          epochs:int=None, # epochs; None: the recipe's (course, page: 24; fast: 10)
           bs:int=BS, # batch size
-          lr_max:float=None, # peak LR; None: from the LR range test
-          pct_start:float=PCT_START, # fraction of the schedule spent warming up (5/24: peak at the end of epoch 5)
+          lr_max:float=None, # peak LR (the weights'; fast's biases get 64×); None: the recipe's (page 0.4, fast 1.0), the course's from the LR range test
+          pct_start:float=None, # one-cycle (course): fraction of the schedule spent warming up; None: 5/24, the peak at the end of epoch 5
           seed:int=42, # seed for weights, augmentation and the subset draw
           out:str=None, # run folder; None: runs/<date-time>; an existing non-empty one gets a -2, -3… suffix
           subset:float=None, # train on this fraction (<=1) or this many (>1) training images; the test set stays whole
           lr_find_iters:int=100, # batches of the LR range test (each ~3 s in bf16, ~7 s in fp32 at bs 512 on a 2-core CPU)
           lr_div:float=LR_DIV, # lr_max from the range test: the LR of its lowest loss / lr_div
-          cutout:int=CUTOUT, # Cutout square side; 0: none
+          cutout:int=None, # Cutout square side; 0: none; None: the recipe's (course: 8, centre anywhere; page: 8, inside the image; fast: none)
           pil:bool=False, # per-image PIL pipeline (any image folder) instead of the uint8 cache with batch augmentation
           num_workers:int=None, # per-image pipeline's loader processes; None: 0 on CPU, one per core (at most 16) on CUDA
           device:str=None, # 'cpu', 'cuda', …; None: CUDA when present
@@ -350,7 +365,7 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
           reference:str=None, # a reference run's per-epoch CSV (`epoch`, `test_accuracy_pct`): drawn on curves.png, compared in report.md
           cbs=None, # extra fastai callbacks for the fit
          ):
-    "Train the custom ResNet on CIFAR-10 with one-cycle Adam; write the run's artefacts to `out`; return `(learn, metrics)`"
+    "Train the custom ResNet on CIFAR-10 with a recipe (the course's one-cycle Adam by default); write the run's artefacts to `out`; return `(learn, metrics)`"
     t0 = time.time()
     if data is not None and Path(data).expanduser().exists(): data = str(Path(data).expanduser().resolve())  # recorded in metrics.json: absolute, so the app finds it from anywhere
     args = {k:v for k,v in locals().items() if k not in ('t0','cbs')}
@@ -364,5 +379,5 @@ def train(data:str=None, # CIFAR-10 folder or .tgz; None: $CIFAR_FASTAI_DATA, el
 @call_parse
 @delegates(train, but=['bar', 'cbs'])  # the command line is `train`'s signature: its parameters, defaults and docs
 def main(**kwargs):
-    "Train the custom ResNet on CIFAR-10 with fastai's one-cycle Adam"
+    "Train the custom ResNet on CIFAR-10: fastai's one-cycle Adam (--recipe course), or Page's 94 % recipes (--recipe page, --recipe fast)"
     run_cli(train, **kwargs)  # a `CifarError`: one line, exit 2; Ctrl-C: exit 130 after `train` said how to resume

@@ -1,0 +1,161 @@
+"Recipes (`train(recipe=…)`, `--recipe`): the course's numerics unchanged; page and fast are Nesterov SGD with coupled L2 on the groups they name, follow their LR schedule, evaluate and export the EMA, and resume bit for bit."
+import json, warnings, pytest, torch
+import numpy as np, pandas as pd
+from pathlib import Path
+from fastai.callback.core import Callback
+from conftest import cli
+
+pytestmark = pytest.mark.filterwarnings('ignore')  # fastai's pickle and torch.jit warnings: not what these tests check
+BS = 16  # 5 batches of the 80 training images of `syn` per epoch
+
+class Hyp(Callback):
+    "Each training step's (lr, mom, wd) of every parameter group, as the optimizer holds them when the step is taken"
+    order = 60  # after the ParamScheduler (its `before_batch` sets them)
+    def before_fit(self): self.h = []
+    def before_batch(self):
+        if self.training: self.h.append([(h['lr'], h['mom'], h['wd']) for h in self.opt.hypers])
+
+class EvalSpy(Callback):
+    "What the model holds in validation (after `EMA` swapped the average in) and what it trains with, at every epoch"
+    order = 20  # after `EMA` (11): its swaps have happened
+    def before_fit(self): self.seen = []
+    def before_validate(self):
+        from cifar_fastai.recipes import EMA
+        self.ema = next(cb for cb in self.learn.cbs if isinstance(cb, EMA))
+        self.a = {k: v.clone() for k,v in self.model.state_dict().items()}  # evaluated
+        self.b = {k: v.clone() for k,v in self.ema.ema.module.state_dict().items()}  # the training weights, parked in the average's place
+    def after_validate(self):
+        now, avg = self.model.state_dict(), self.ema.ema.module.state_dict()
+        self.seen.append((all(torch.equal(self.a[k], avg[k]) for k in now), all(torch.equal(self.b[k], now[k]) for k in now),
+                          any(not torch.equal(self.a[k], self.b[k]) for k in now if now[k].is_floating_point())))
+
+class CtrlCInEpoch2(Callback):
+    def after_batch(self):
+        if self.epoch==1: raise KeyboardInterrupt
+
+def weights(fn):
+    from fastai.learner import load_learner
+    return load_learner(fn).model.state_dict()
+
+def same(a, b): return a.keys()==b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+def hist(run): return pd.read_csv(Path(run)/'history.csv').drop(columns='time')
+
+def run(syn, out, recipe, **kw):
+    from cifar_fastai.train import train
+    return train(syn, recipe=recipe, epochs=2, bs=BS, seed=0, out=out, bar=False, precision='fp32', **kw)
+
+@pytest.fixture(scope='module')
+def fast(syn, tmp_path_factory):
+    "An uninterrupted 2-epoch fast run, watched by `Hyp` and `EvalSpy`"
+    hyp, spy = Hyp(), EvalSpy()
+    learn, m = run(syn, tmp_path_factory.mktemp('fast')/'run', 'fast', cbs=[hyp, spy])
+    return learn, m, hyp, spy
+
+def test_course_recipe_is_the_hand_written_course_fit(syn, tmp_path):
+    "train(recipe='course') = `cifar_learner` + `fit_one_cycle(epochs, lr, pct_start=5/24)` with the same seed: same history and weights"
+    from fastai.vision.all import set_seed
+    from cifar_fastai.train import train
+    from cifar_fastai.data import cifar_dls
+    from cifar_fastai.learner import cifar_learner
+    learn, m = train(syn, recipe='course', epochs=2, bs=BS, lr_max=2e-3, seed=0, out=tmp_path/'train', bar=False, precision='fp32')
+    set_seed(0)
+    ref = cifar_learner(cifar_dls(syn, bs=BS, seed=0, device='cpu'), precision='fp32')
+    ref.recorder.train_metrics = True
+    with ref.no_bar(), ref.no_logging(): ref.fit_one_cycle(2, 2e-3, pct_start=5/24)
+    assert m['recipe'] == 'course' and m['lr_max_from'] == 'given' and m['pct_start'] == pytest.approx(5/24)
+    np.testing.assert_allclose(hist(tmp_path/'train').values, [[i, *map(float, v)] for i,v in enumerate(ref.recorder.values)], rtol=1e-6)
+    assert same(weights(tmp_path/'train/model.pkl'), ref.model.state_dict())  # model.pkl: the same weights, bit for bit
+
+@pytest.mark.parametrize('recipe', ['page', 'fast'])
+def test_optimizer_is_nesterov_sgd_with_coupled_l2(syn, recipe):
+    "Two steps of the recipe's optimizer = torch's SGD(nesterov=True, momentum=0.9, weight_decay=wd) with each group's lr and wd, BN and biases included"
+    from fastai.vision.all import set_seed
+    from cifar_fastai.recipes import recipe_dls, recipe_learner, get_recipe
+    r = get_recipe(recipe); set_seed(0)
+    learn = recipe_learner(recipe_dls(syn, recipe, bs=BS, seed=0, device='cpu'), recipe, precision='fp32'); learn.create_opt()
+    groups = [(64., 5e-4/64), (1., 5e-4)] if recipe=='fast' else [(1., 5e-4)]  # (LR ×, wd): the biases (BN's too), then the weights
+    learn.opt.set_hyper('lr', [0.1*k for k,_ in groups])
+    assert [h['wd'] for h in learn.opt.hypers] == pytest.approx([wd for _,wd in groups]) and {h['mom'] for h in learn.opt.hypers} == {0.9}
+    trainable = [p for p in learn.model.parameters() if p.requires_grad]
+    assert sorted(map(id, trainable)) == sorted(id(p) for g in learn.opt.param_lists for p in g)  # every trainable parameter, once
+    if recipe=='fast': assert all(n.endswith('bias') == any(p is q for q in learn.opt.param_lists[0]) for n,p in learn.model.named_parameters() if p.requires_grad)
+    ref = [[p.detach().clone().requires_grad_() for p in g] for g in learn.opt.param_lists]
+    start = [[p.detach().clone() for p in g] for g in learn.opt.param_lists]
+    sgd = torch.optim.SGD([dict(params=ps, lr=h['lr'], weight_decay=h['wd']) for ps,h in zip(ref, learn.opt.hypers)], momentum=0.9, nesterov=True)
+    xb, yb = learn.dls.one_batch()
+    for _ in range(2):
+        learn.opt.zero_grad(); learn.loss_func(learn.model(xb), yb).backward()
+        for g,rg in zip(learn.opt.param_lists, ref):
+            for p,q in zip(g, rg): q.grad = p.grad.clone()
+        learn.opt.step(); sgd.step()
+    for g,rg in zip(learn.opt.param_lists, ref):
+        for p,q in zip(g, rg): torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-5, atol=1e-7)
+    assert all(any(not torch.equal(p.detach(), q) for p,q in zip(g, w0)) for g,w0 in zip(learn.opt.param_lists, start))  # every group moved
+    learn.opt.set_hyper('wd', 0.); learn.opt.step()  # a third step without the L2 differs from torch's with it: the wd was really in the update
+    sgd.step()
+    assert not all(torch.allclose(p.detach(), q.detach(), rtol=1e-6, atol=0) for g,rg in zip(learn.opt.param_lists, ref) for p,q in zip(g,rg) if p.dim()==1)
+
+def test_page_lr_schedule_and_predict(syn, tmp_path):
+    "page: LR 0 → 0.4 at 5/24 of the epochs → 0, per step; momentum 0.9 and wd 5e-4 fixed; Cutout inside; its model.pkl predicts and serves"
+    from cifar_fastai.recipes import piecewise_linear, Cutout
+    from cifar_fastai.predict import predict
+    from cifar_fastai.app import CifarDemo
+    hyp = Hyp()
+    learn, m = run(syn, tmp_path/'page', 'page', cbs=hyp)
+    h, n = np.array(hyp.h)[:,0], len(learn.dls.train)  # (steps, 3): one group
+    f = piecewise_linear((0, 2*5/24, 2), (0, 1, 0), 2, n)
+    for i in (0, 2, n, 2*n-1): assert h[i,0] == pytest.approx(0.4*f(i/(2*n)), rel=1e-9), i
+    assert h[:,0].max() == pytest.approx(0.4*np.interp(np.arange(1, 2*n+1)/n, (0, 2*5/24, 2), (0, 1, 0)).max())
+    assert set(h[:,1]) == {0.9} and set(h[:,2]) == {5e-4}
+    assert m['recipe'] == 'page' and m['lr_max'] == 0.4 and m['lr_max_from'] == 'recipe'
+    assert [(c.size, c.inside) for c in learn.dls.train.after_batch.fs if isinstance(c, Cutout)] == [(8, True)]
+    img = next((syn/'test').rglob('*.png'))
+    res = predict(tmp_path/'page/model.pkl', [img], gradcam=tmp_path/'cam')
+    assert res[0]['top'][0]['class'] in learn.dls.vocab and any((tmp_path/'cam').glob('*.png'))
+    assert CifarDemo(tmp_path/'page/model.pkl')(str(img)) is not None
+
+def test_fast_lr_schedule_per_group(fast):
+    "fast: the weights' LR 0 → 1 at 20 % of the epochs → 0.1 at 80 %, then held; the biases' 64×; wd 5e-4 and 5e-4/64; momentum 0.9"
+    from cifar_fastai.recipes import piecewise_linear
+    learn, m, hyp, _ = fast
+    h, n = np.array(hyp.h), len(learn.dls.train)  # (steps, groups, 3): biases, weights
+    f = piecewise_linear((0, 0.4, 1.6), (0, 1, .1), 2, n)
+    for i in (0, 1, 2*n-1): assert h[i,1,0] == pytest.approx(f(i/(2*n)), rel=1e-9), i
+    assert h[-1,1,0] == pytest.approx(0.1)  # held after 80 % of the epochs
+    assert h[:,0,0] == pytest.approx(64*h[:,1,0])
+    assert set(h[:,0,2]) == {5e-4/64} and set(h[:,1,2]) == {5e-4} and set(h[:,:,1].flatten()) == {0.9}
+    assert m['recipe'] == 'fast' and m['lr_max'] == 1.0
+
+def test_fast_evaluates_and_exports_the_ema(fast, tmp_path):
+    "The model validated every epoch is the EMA's average, and what the run leaves (model.pkl) is the average at the end"
+    from cifar_fastai.predict import load_cifar_learner, predict
+    learn, m, _, spy = fast
+    assert spy.seen and all(ok_avg and ok_back and differ for ok_avg, ok_back, differ in spy.seen), spy.seen
+    pkl = load_cifar_learner(learn.path/'model.pkl', precision='fp32')
+    assert same(pkl.model.state_dict(), weights(learn.path/'model.pkl'))  # what predict and the app load
+    final_avg = spy.a  # the last validation's model: the average after the last step
+    assert same(weights(learn.path/'model.pkl'), final_avg)
+    assert pkl.model.prep[0].w.shape == (27,3,3,3)  # the whitening travels with the model
+    img = next(Path(learn.dls.path).rglob('test/*/*.png'))
+    assert predict(learn.path/'model.pkl', [img])[0]['top'][0]['class'] in learn.dls.vocab
+
+def test_fast_resume_is_bit_identical_and_other_recipe_refused(syn, fast, tmp_path):
+    "fast, 1 epoch then Ctrl-C, then resumed: the same history and model.pkl as the uninterrupted run; a resume as page is refused without --force"
+    from cifar_fastai.core import CifarError
+    learn, m, _, _ = fast
+    out = tmp_path/'cut'
+    with pytest.raises(KeyboardInterrupt): run(syn, out, 'fast', cbs=CtrlCInEpoch2())
+    assert len(hist(out)) == 1 and 'EMA' in torch.load(out/'checkpoint.pth', weights_only=False)['cbs']
+    with pytest.raises(CifarError, match='recipe=fast \\(now page\\)'): run(syn, None, 'page', resume=out)
+    _, m2 = run(syn, None, 'fast', resume=out)
+    assert m2['resumed_after'] == 1
+    pd.testing.assert_frame_equal(hist(out), hist(learn.path))
+    assert same(weights(out/'model.pkl'), weights(learn.path/'model.pkl'))
+
+def test_cli_recipe_flag(syn, tmp_path):
+    "--recipe on the command line: an unknown one is one line, exit 2; --pct_start with a piecewise recipe too"
+    r = cli('--data', syn, '--recipe', 'sgd', '--out', tmp_path/'x')
+    assert r.returncode == 2 and 'recipe must be one of course, page, fast' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = cli('--data', syn, '--recipe', 'page', '--pct_start', 0.3, '--out', tmp_path/'y')
+    assert r.returncode == 2 and '--pct_start is for one-cycle recipes' in r.stderr, r.stderr
