@@ -15,13 +15,14 @@ __all__ = ['conv_bn', 'CifarResBlock', 'Scale', 'CifarResNet', 'layer_shapes']
 # %% ../nbs/06_model.ipynb #9e3e1b8b
 def conv_bn(ni:int, # input channels
             nf:int, # output channels
-            pool:bool=False, # 2×2 max pool after the conv (halves the resolution)
+            pool:bool=False, # 2×2 max pool (halves the resolution), after the conv
+            pool_last:bool=False, # the pool after BatchNorm and ReLU instead (Page's `dawn.py`; his later networks pool first, as the course's)
             bn=nn.BatchNorm2d, # the normalisation layer, called with `nf` (a recipe may pass `GhostBatchNorm`)
             act=nn.ReLU, # the activation layer, called with no argument (a recipe may pass `partial(nn.CELU, alpha=0.3)`)
            )->nn.Sequential:
-    "3×3 conv (no bias), optional 2×2 max pool, BatchNorm, ReLU"
-    layers = [nn.Conv2d(ni, nf, 3, padding=1, bias=False)] + ([nn.MaxPool2d(2)] if pool else [])
-    return nn.Sequential(*layers, bn(nf), act())
+    "3×3 conv (no bias), optional 2×2 max pool, BatchNorm, ReLU (or conv, BatchNorm, ReLU, pool: `pool_last`)"
+    p = [nn.MaxPool2d(2)] if pool else []
+    return nn.Sequential(nn.Conv2d(ni, nf, 3, padding=1, bias=False), *([] if pool_last else p), bn(nf), act(), *(p if pool_last else []))
 
 # %% ../nbs/06_model.ipynb #e87ecf4e
 class CifarResBlock(Module):
@@ -49,13 +50,14 @@ class CifarResNet(nn.Sequential):
                  prep:nn.Module=None, # the first layer, (bs,c_in,h,w) → (bs,widths[0],h,w); None: `conv_bn(c_in, widths[0])`
                  bias:bool=True, # the linear layer's bias (Page's recipes: none)
                  scale:float=1., # logits × `scale` (Page: 0.125, 1/16); 1: no `scale` layer, the course's network
+                pool_last:bool=False, # layers 1–3 pool after BatchNorm and ReLU (Page's `dawn.py`), not before (the course's)
                 ):
         w0,w1,w2,w3 = widths; kw = dict(bn=bn, act=act)
         super().__init__(OrderedDict(
             prep   = ifnone(prep, conv_bn(c_in, w0, **kw)),                             # (bs,64,32,32)
-            layer1 = nn.Sequential(conv_bn(w0, w1, pool=True, **kw), CifarResBlock(w1, **kw)), # (bs,128,16,16)
-            layer2 = conv_bn(w1, w2, pool=True, **kw),                                  # (bs,256,8,8)
-            layer3 = nn.Sequential(conv_bn(w2, w3, pool=True, **kw), CifarResBlock(w3, **kw)), # (bs,512,4,4)
+            layer1 = nn.Sequential(conv_bn(w0, w1, pool=True, pool_last=pool_last, **kw), CifarResBlock(w1, **kw)), # (bs,128,16,16)
+            layer2 = conv_bn(w1, w2, pool=True, pool_last=pool_last, **kw),                                  # (bs,256,8,8)
+            layer3 = nn.Sequential(conv_bn(w2, w3, pool=True, pool_last=pool_last, **kw), CifarResBlock(w3, **kw)), # (bs,512,4,4)
             pool   = nn.AdaptiveMaxPool2d(1),  # = MaxPool2d(4) on 32×32 inputs; any input size still works
             flatten= Flatten(),                                                         # (bs,512)
             fc     = nn.Linear(w3, n_out, bias=bias),                                   # (bs,n_out) logits

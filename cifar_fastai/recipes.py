@@ -152,7 +152,7 @@ class Recipe:
     "A training recipe: what `recipe_dls`, `recipe_learner` and `fit_recipe` build and run; the defaults are the course's"
     name:str # its key in `RECIPES`, recorded in checkpoints and metrics.json
     source:str='' # where it comes from
-    model:dict=field(default_factory=dict) # `CifarResNet` options: `bn`, `act`, `bias`, `scale`
+    model:dict=field(default_factory=dict) # `CifarResNet` options: `bn`, `act`, `bias`, `scale`, `pool_last`
     whiten:bool=False # prep layer: `whiten_prep` of the training images (`train_whitening`) with the model's `bn` and `act`
     opt_func:Callable=Adam # fastai optimizer function (course: fastai's Adam, decoupled wd 0.01)
     loss_func:Callable=CrossEntropyLossFlat # called with no argument
@@ -179,7 +179,7 @@ _NSGD = partial(NesterovSGD, mom=0.9, wd=5e-4)  # Page's optimizer, both recipes
 RECIPES = dict(
     course = Recipe('course', "fastai course: Adam, one-cycle over 24 epochs, LR from the range test, Cutout 8 (defaults of `train`)"),
     page = Recipe('page', "Page's DAWNBench baseline: github.com/davidcpage/cifar10-fast dawn.py (+ torch_backend.py)",
-        model=dict(bias=False, scale=0.125), opt_func=_NSGD, wd_bn_bias=True, lr_max=0.4,
+        model=dict(bias=False, scale=0.125, pool_last=True), opt_func=_NSGD, wd_bn_bias=True, lr_max=0.4,
         sched='piecewise', xs=(0,5/24,1), ys=(0,1,0), epochs=24, cutout=8, cutout_inside=True),
     fast = Recipe('fast', "Page's 10-epoch network: github.com/davidcpage/cifar10-fast new_dawn.py (the steps: bag_of_tricks.ipynb)",
         model=dict(bn=partial(GhostBatchNorm, num_splits=16), act=partial(nn.CELU, alpha=0.3), bias=False, scale=1/16), whiten=True,
