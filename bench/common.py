@@ -55,3 +55,11 @@ def report(res, names, rounds, ps=('fp32','bf16'), fn=None):
     ratios |= {f'{p}/fp32 ({k})': m[f'{k}_{p}']/m[k+'_fp32'] for p in ps if p!='fp32' for k in ('fastai','plain')}
     for k,v in ratios.items(): print(f"ratio {k}: {v:.3f}")
     if fn: open(fn, 'w').write(json.dumps(dict(images_per_s=m, ratios=ratios, rounds=rounds), indent=2))
+
+def report_recipes(res, rs, ps, rounds, fn=None):
+    "Each recipe's median images/s per precision, then each recipe's step cost against the first's (`rs[0]`); all of it to the JSON file `fn` too"
+    m = {k:median(v) for k,v in res.items()}
+    for k,v in m.items(): print(f"{k}: {v:.1f} images/s (median of {rounds})")
+    ratios = {f'{r}/{rs[0]} step cost ({p})': m[f'{rs[0]}_{p}']/m[f'{r}_{p}'] for p in ps for r in rs[1:]}  # time per step: the inverse of the rates' ratio
+    for k,v in ratios.items(): print(f"ratio {k}: {v:.3f}")
+    if fn: open(fn, 'w').write(json.dumps(dict(images_per_s=m, ratios=ratios, rounds=rounds), indent=2))

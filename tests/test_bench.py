@@ -8,6 +8,7 @@ BENCH = Path(__file__).parent.parent/'bench'
 @pytest.mark.parametrize('script,args,lines', [
     ('data.py', ['--fast_batches', 2, '--pil_batches', 2, '--workers', 0, '--rounds', 1], ['cache build:', 'cache load:', 'ratio fast/per-image:']),
     ('train.py', ['--steps', 1, '--rounds', 1], ['ratio fastai/plain (fp32):', 'ratio fastai/plain (bf16):', 'ratio bf16/fp32 (fastai):', 'ratio bf16/fp32 (plain):']),
+    ('recipes.py', ['--steps', 1, '--rounds', 1, '--precisions', 'fp32'], ['ratio page/course step cost (fp32):', 'ratio fast/course step cost (fp32):']),
     ('eval.py', ['--n', 8, '--rounds', 1], ['ratio fastai/plain (fp32):', 'ratio fastai/plain (bf16):', 'ratio bf16/fp32 (fastai):', 'ratio bf16/fp32 (plain):']),
 ])
 def test_bench_script_prints_its_ratios(tmp_path, script, args, lines):
