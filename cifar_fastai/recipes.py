@@ -189,7 +189,7 @@ RECIPES = dict(
 def get_recipe(recipe:str|Recipe, # a name in `RECIPES`, or a `Recipe`
               )->Recipe:
     "The `Recipe` `recipe` names; `CifarError` for an unknown name"
-    if isinstance(recipe, Recipe): return recipe
+    if not isinstance(recipe, str): return recipe  # a `Recipe` (not `isinstance`: `nbdev_test` reuses processes, and a notebook's `@patch` cells then hold their own `Recipe` class)
     if recipe not in RECIPES: raise CifarError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
     return RECIPES[recipe]
 
