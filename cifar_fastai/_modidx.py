@@ -299,4 +299,5 @@ d = { 'settings': { 'branch': 'main',
                                     'cifar_fastai.train.run_cbs': ('train.html#run_cbs', 'cifar_fastai/train.py'),
                                     'cifar_fastai.train.run_metrics': ('train.html#run_metrics', 'cifar_fastai/train.py'),
                                     'cifar_fastai.train.seed_all': ('train.html#seed_all', 'cifar_fastai/train.py'),
+                                    'cifar_fastai.train.time_to_accuracy': ('train.html#time_to_accuracy', 'cifar_fastai/train.py'),
                                     'cifar_fastai.train.train': ('train.html#train', 'cifar_fastai/train.py')}}}

@@ -22,8 +22,8 @@ from .data import cifar_dls
 from .recipes import *  # `Recipe`, `RECIPES`, `recipe_dls`, `recipe_learner`, `Learner.fit_recipe`, `EMA`
 
 # %% auto #0
-__all__ = ['HPARAMS', 'new_run_dir', 'plot_curves', 'read_reference', 'compare_reference', 'seed_all', 'run_metrics', 'RunReport',
-           'run_cbs', 'TrainRun', 'train', 'main', 'lowest', 'pick_lr', 'plot_lr_find']
+__all__ = ['HPARAMS', 'new_run_dir', 'plot_curves', 'read_reference', 'compare_reference', 'seed_all', 'time_to_accuracy',
+           'run_metrics', 'RunReport', 'run_cbs', 'TrainRun', 'train', 'main', 'lowest', 'pick_lr', 'plot_lr_find']
 
 # %% ../nbs/10_train.ipynb #245aad82
 _all_ = ['lowest', 'pick_lr', 'plot_lr_find']  # re-exported: they lived here before
@@ -129,6 +129,17 @@ def seed_all(seed:int, # for Python, NumPy, torch and every GPU
     set_seed(seed, reproducible=False)
     torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = not deterministic, deterministic
 
+# %% ../nbs/10_train.ipynb #5b7dbab7
+def time_to_accuracy(acc, # test accuracy after each epoch, as fractions, epoch 1 first; shape (epochs,)
+                     times, # seconds each epoch took, training and test pass; shape (epochs,)
+                     t0:float=0., # seconds before the first epoch that count (the LR range test)
+                     at=(0.90, 0.94), # targets, as fractions
+                    )->dict:
+    "For each target in `at` ('90%', '94%'): `{'epoch', 'seconds'}` of the first epoch at or above it, or None when none was"
+    acc, t = np.asarray(acc, float), t0 + np.cumsum(np.asarray(times, float))  # wall time so far at the end of each epoch
+    first = lambda a: int(np.argmax(acc>=a)) if (acc>=a).any() else None
+    return {f'{a:.0%}': None if (i := first(a)) is None else dict(epoch=i+1, seconds=round(float(t[i]), 1)) for a in at}
+
 # %% ../nbs/10_train.ipynb #a1c0b002
 def run_metrics(learn:Learner, # trained, with `ck` in its fit
                 ck:Checkpoint, # the fit's: `ck.hist` is the whole run's (across resumes), `ck.meta` how it was made (may be {})
@@ -145,6 +156,7 @@ def run_metrics(learn:Learner, # trained, with `ck` in its fit
                 pct_start=ifnone(mt.get('hparams', {}).get('pct_start'), float(lrs.argmax()/len(lrs))),  # a piecewise schedule's: where its LR peaked
                 n_train=len(dls.train_ds), n_test=len(dls.valid_ds), classes=list(dls.vocab), resumed_after=ck.prev['epoch'] if ck.prev else None,
                 seconds=dict(lr_find=round(mt.get('lr_find_seconds', 0.),1), fit=round(sum(h['times']),1), per_epoch=round(float(np.mean(h['times'])),1)),
+                time_to=time_to_accuracy(acc, h['times'], mt.get('lr_find_seconds', 0.)),
                 data=dict(pipeline='pil') if cache is None else dict(pipeline='cache', cache=str(cache.fn), cache_built=cache.built, cache_seconds=round(cache.secs,1)),
                 device=device, precision=learn.precision, deterministic=torch.backends.cudnn.deterministic, cpu=cpu, cpus=os.cpu_count(),
                 threads=torch.get_num_threads(), versions=_versions(), args=None)

@@ -22,6 +22,10 @@ def test_cli_trains_and_writes_artefacts(syn, tmp_path):
     assert f"precision {m['precision']} (asked: auto)" in first and cpu_info()['model'] in first and 'bf16' in first, first
     h = pd.read_csv(run/'history.csv')
     assert len(h) == 3 and h['valid_accuracy'].iloc[-1] == pytest.approx(m['test_accuracy'], abs=1e-4)
+    for a,k in ((.9,'90%'), (.94,'94%')):  # time to accuracy: the first epoch at the target, and the wall time so far (history.csv's times are rounded to seconds)
+        first = next((i+1 for i,v in enumerate(h['valid_accuracy']) if v >= a), None)
+        assert (m['time_to'][k] or {}).get('epoch') == first, (k, m['time_to'], list(h['valid_accuracy']))
+        if first: assert abs(m['time_to'][k]['seconds'] - pd.to_timedelta(h['time']).dt.total_seconds()[:first].sum()) <= first, m['time_to']
     log = (run/'train.log').read_text().splitlines()
     assert sum(l.startswith('epoch ') for l in log) == 3  # one plain line per epoch
     assert 'epoch 3/3' in r.stdout and 'test accuracy' in r.stdout
