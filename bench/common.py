@@ -47,19 +47,22 @@ def median(xs): return statistics.median(xs)
 
 def round_line(r, res): print(f"round {r+1}: " + ', '.join(f"{k} {v[-1]:.1f}" for k,v in res.items()) + " images/s", flush=True)
 
+def _ratios_out(m, ratios, rounds, fn=None):
+    "Print the ratios; write the medians `m` and the ratios to the JSON file `fn` (`tools/gpu_check` reads it)"
+    for k,v in ratios.items(): print(f"ratio {k}: {v:.3f}")
+    if fn: open(fn, 'w').write(json.dumps(dict(images_per_s=m, ratios=ratios, rounds=rounds), indent=2))
+
 def report(res, names, rounds, ps=('fp32','bf16'), fn=None):
     "Each variant's median, then the fastai/plain and precision/fp32 ratios; all of it to the JSON file `fn` too"
     m = {k:median(v) for k,v in res.items()}
     for k,name in names.items(): print(f"{name}: {m[k]:.1f} images/s (median of {rounds})")
     ratios = {f'fastai/plain ({p})': m['fastai_'+p]/m['plain_'+p] for p in ps}
     ratios |= {f'{p}/fp32 ({k})': m[f'{k}_{p}']/m[k+'_fp32'] for p in ps if p!='fp32' for k in ('fastai','plain')}
-    for k,v in ratios.items(): print(f"ratio {k}: {v:.3f}")
-    if fn: open(fn, 'w').write(json.dumps(dict(images_per_s=m, ratios=ratios, rounds=rounds), indent=2))
+    _ratios_out(m, ratios, rounds, fn)
 
 def report_recipes(res, rs, ps, rounds, fn=None):
     "Each recipe's median images/s per precision, then each recipe's step cost against the first's (`rs[0]`); all of it to the JSON file `fn` too"
     m = {k:median(v) for k,v in res.items()}
     for k,v in m.items(): print(f"{k}: {v:.1f} images/s (median of {rounds})")
     ratios = {f'{r}/{rs[0]} step cost ({p})': m[f'{rs[0]}_{p}']/m[f'{r}_{p}'] for p in ps for r in rs[1:]}  # time per step: the inverse of the rates' ratio
-    for k,v in ratios.items(): print(f"ratio {k}: {v:.3f}")
-    if fn: open(fn, 'w').write(json.dumps(dict(images_per_s=m, ratios=ratios, rounds=rounds), indent=2))
+    _ratios_out(m, ratios, rounds, fn)

@@ -8,9 +8,8 @@ Issue 18 asks that page's and fast's step cost within 10 % of the course's (the 
 builds it (`recipe_dls`, `recipe_learner`: fast's whitening is computed from the same training images) and fitted with its own
 schedule and callbacks (`fit_recipe`: fast's EMA included) for one warm-up step and `--steps` timed ones; the recipes alternate round
 by round, and the ratios are of medians. Building a recipe (fast's whitening: a pass over 10,000 images) is not timed."""
-from common import parser, header, report_recipes, now
-import torch
-from fastai.vision.all import CancelValidException, ProgressCallback, noop, set_seed
+from common import parser, header, round_line, report_recipes
+from fastai.vision.all import ProgressCallback, noop, set_seed
 from cifar_fastai.learner import resolve_precision
 from cifar_fastai.recipes import RECIPES, recipe_dls, recipe_learner
 from train import Clock, rate
@@ -38,7 +37,7 @@ def main():
                 set_seed(0)  # the same batches and initial weights in every round
                 dls = recipe_dls(a.data, r, bs=a.bs, subset=(a.steps+1)*a.bs, seed=0, device=a.device)
                 res[f'{r}_{p}'].append(recipe_run(recipe_learner(dls, r, precision=p), r))
-        print(f"round {i+1}: " + ', '.join(f"{k} {v[-1]:.1f}" for k,v in res.items()) + " images/s", flush=True)
+        round_line(i, res)
     report_recipes(res, rs, ps, a.rounds, a.json)
 
 if __name__=='__main__': main()
