@@ -258,12 +258,13 @@ def write_report(out:Path, # run folder
                  pics, # files written by `interpretation_report`
                 ):
     "`report.md`: the run's numbers and links to its pictures"
-    s = m['seconds']
+    s, rc = m['seconds'], m.get('recipe', 'course')  # runs from before recipes: course
     lines = [f"# Run {Path(out).name}", "",
              f"Test accuracy **{m['test_accuracy']:.2%}** after {m['epochs']} epochs (best {m['best_test_accuracy']:.2%} at epoch {m['best_epoch']}); "
              f"train accuracy (augmented) {m['train_accuracy']:.2%}; with mirror test-time augmentation (`flip_tta`) {m['test_accuracy_flip_tta']:.2%}.", "",
              f"{m['n_train']:,} training / {m['n_test']:,} test images, bs {m['bs']}, lr_max {m['lr_max']:.2e} ({m['lr_max_from']}), "
-             f"pct_start {m['pct_start']:.3f}; {m['device']}; {s['per_epoch']:.0f} s per epoch, LR range test {s['lr_find']:.0f} s.", ""]
+             f"recipe {rc}, " + (f"pct_start {m['pct_start']:.3f}" if rc=='course' else f"LR peak at {m['pct_start']:.0%} of the steps")  # Page's: piecewise, no pct_start
+             + f"; {m['device']}; {s['per_epoch']:.0f} s per epoch, LR range test {s['lr_find']:.0f} s.", ""]
     if m.get('reference'):
         rows = m['reference']
         lines += ["## Against the reference run", "", "| epoch | test accuracy (%) | reference (%) | difference (points) |", "|---|---|---|---|"]

@@ -8,10 +8,10 @@ def syn(tmp_path_factory):
     return make_synthetic_cifar(tmp_path_factory.mktemp('data')/'syn', n_train=8, n_test=4)
 
 def cli(*args, module='cifar_fastai.train', cwd=None, env=None):
-    "Run the command line in a subprocess, as a user would"
+    "Run the command line in a subprocess, as a user would: `python -m module args`; with `module=None`, `python args` (a script and its arguments)"
     e = {**os.environ, **(env or {})}
     e.pop('CIFAR_FASTAI_DATA', None)
-    return subprocess.run([sys.executable, '-m', module, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=e, timeout=600)
+    return subprocess.run([sys.executable, *(['-m', module] if module else []), *map(str, args)], capture_output=True, text=True, cwd=cwd, env=e, timeout=600)
 
 def tiny_run(dest):
     "A 3-class colour model trained by `train` as a user would, in `dest`: (learner, its model.pkl, the data folder)"

@@ -1,5 +1,6 @@
 "The prediction command line end to end (in subprocesses) and `interpretation_report`, on a tiny model trained once for this file."
 import re, json, pickle, pytest
+from pathlib import Path
 from PIL import Image
 from conftest import cli, tiny_run
 from cifar_fastai.core import CifarError
@@ -96,3 +97,36 @@ def test_interpretation_report_writes_every_png(run, tmp_path):
     with pytest.warns(UserWarning): loaded = load_learner(model)  # fastai's pickle warning
     fns2 = interpretation_report(loaded, tmp_path/'loaded', n=6, dl=loaded.dls.test_dl(get_image_files(src/'test'), with_labels=True))
     assert all(f.exists() for f in fns2) and pd.read_csv(fns2[-1], index_col='class').equals(pc)
+
+TOOL = Path(__file__).parents[1]/'tools/jpeg_check.py'
+
+def _jpeg_png_copies(src, d):
+    "The tiny test set twice, as `tools/jpeg_check.py` finds the shared data: JPEG in fastai's layout, PNG originals in a .tgz"
+    import tarfile
+    for f in sorted((src/'test').glob('*/*.png')):
+        for sub,ext in (('jpeg/cifar10','jpg'), ('png/cifar10-png-test4','png')):
+            (d/sub/'test'/f.parent.name).mkdir(parents=True, exist_ok=True)
+            Image.open(f).save(d/sub/'test'/f.parent.name/f'{f.stem}.{ext}', **({'quality':75} if ext=='jpg' else {}))
+    with tarfile.open(d/'png.tgz', 'w:gz') as tf: tf.add(d/'png/cifar10-png-test4', arcname='cifar10-png-test4')
+    return d/'jpeg', d/'png.tgz'
+
+def test_jpeg_check_compares_both_forms_of_each_image(run, tmp_path):
+    import numpy as np
+    from cifar_fastai.predict import predict
+    jpeg, png = _jpeg_png_copies(run[2], tmp_path)
+    home = dict(FASTAI_HOME=str(tmp_path/'home'))  # where the .tgz is extracted: not the user's fastai data folder
+    r = cli(TOOL, run[1], '--jpeg', jpeg, '--png', png, '--out', tmp_path/'j.json', module=None, env=home)
+    assert r.returncode == 0, r.stderr
+    j = json.loads((tmp_path/'j.json').read_text())
+    assert j == json.loads(r.stdout) and j['n'] == 12 and j['classes'] == ['airplane','automobile','bird']
+    files = {k: sorted((tmp_path/sub).glob('*/test/*/*')) for k,sub in (('jpeg','jpeg'),('png','png'))}
+    top1 = {k: [p['top'][0]['class'] for p in predict(run[1], fs)] for k,fs in files.items()}  # what `predict` says of each file
+    for k,fs in files.items():
+        assert j['plain'][k] == round(100*np.mean([c==f.parent.name for c,f in zip(top1[k], fs)]), 2), (k, j['plain'])
+    assert j['changed_predictions'] == sum(a!=b for a,b in zip(top1['jpeg'], top1['png']))
+    assert j['plain']['png_minus_jpeg'] == round(j['plain']['png'] - j['plain']['jpeg'], 2)
+    db = [10*np.log10(255**2/((np.asarray(Image.open(a), float)-np.asarray(Image.open(b), float))**2).mean()) for a,b in zip(files['jpeg'], files['png'])]
+    assert abs(j['psnr_db']['median'] - np.median(db)) < 0.01 and 20 < j['psnr_db']['min'] < 60  # the same pairs, and lossy
+    (tmp_path/'jpeg/cifar10/test/bird/0003.jpg').unlink()  # a PNG without its JPEG: one line, exit 2
+    r = cli(TOOL, run[1], '--jpeg', jpeg, '--png', png, module=None, env=home)
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'no JPEG of the same name' in r.stderr and 'bird/0003.jpg' in r.stderr, r.stderr
