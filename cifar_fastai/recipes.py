@@ -4,7 +4,8 @@
 
 # %% ../nbs/09b_recipes.ipynb #8c485104
 from __future__ import annotations
-import math, random, warnings
+import math, random, warnings, dataclasses, inspect
+from fractions import Fraction
 from dataclasses import dataclass, field
 with warnings.catch_warnings():  # fastai's import on torch>=2.10 says `torch.jit.script` is deprecated: noise for our users, silenced here only
     warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
@@ -17,9 +18,9 @@ from .data import cifar_dls
 from .learner import cifar_learner
 
 # %% auto #0
-__all__ = ['RECIPES', 'nesterov_step', 'NesterovSGD', 'piecewise_linear', 'EMA', 'FlipTTA', 'GhostBatchNorm', 'whitening_weights',
-           'Whiten', 'whiten_prep', 'Recipe', 'get_recipe', 'recipe_dls', 'train_whitening', 'bias_splitter',
-           'group_opt', 'recipe_model', 'recipe_learner']
+__all__ = ['RECIPES', 'LADDER', 'nesterov_step', 'NesterovSGD', 'piecewise_linear', 'EMA', 'FlipTTA', 'GhostBatchNorm',
+           'whitening_weights', 'Whiten', 'whiten_prep', 'Recipe', 'get_recipe', 'recipe_dls', 'train_whitening',
+           'bias_splitter', 'group_opt', 'recipe_model', 'recipe_learner', 'Step', 'ladder', 'ladder_changes']
 
 # %% ../nbs/09b_recipes.ipynb #bbead1a4
 def nesterov_step(p, lr, mom, vel=None, **kwargs):
@@ -176,15 +177,18 @@ class Recipe:
 
 # %% ../nbs/09b_recipes.ipynb #7c20e30a
 _NSGD = partial(NesterovSGD, mom=0.9, wd=5e-4)  # Page's optimizer, both recipes; wd_bn_bias=True below: on every parameter
+_LS = partial(LabelSmoothingCrossEntropyFlat, eps=0.2)  # fast's loss, layers and EMA: one object each, shared with `LADDER`, so equal recipes compare equal
+_GBN, _CELU = partial(GhostBatchNorm, num_splits=16), partial(nn.CELU, alpha=0.3)  # BN weights frozen at 1 (GhostBatchNorm's default)
+_EMA = dict(decay=0.99, every=5)
 RECIPES = dict(
     course = Recipe('course', "fastai course: Adam, one-cycle over 24 epochs, LR from the range test, Cutout 8 (defaults of `train`)"),
     page = Recipe('page', "Page's DAWNBench baseline: github.com/davidcpage/cifar10-fast dawn.py (+ torch_backend.py)",
         model=dict(bias=False, scale=0.125, pool_last=True), opt_func=_NSGD, wd_bn_bias=True, lr_max=0.4,
         sched='piecewise', xs=(0,5/24,1), ys=(0,1,0), epochs=24, cutout=8, cutout_inside=True),
     fast = Recipe('fast', "Page's 10-epoch network: github.com/davidcpage/cifar10-fast new_dawn.py (the steps: bag_of_tricks.ipynb)",
-        model=dict(bn=partial(GhostBatchNorm, num_splits=16), act=partial(nn.CELU, alpha=0.3), bias=False, scale=1/16), whiten=True,
-        opt_func=_NSGD, loss_func=partial(LabelSmoothingCrossEntropyFlat, eps=0.2), wd_bn_bias=True, bias_lr=64, bias_wd=1/64,
-        lr_max=1.0, sched='piecewise', xs=(0,.2,.8), ys=(0,1,.1), epochs=10, cutout=0, ema=dict(decay=0.99, every=5), tta=True))
+        model=dict(bn=_GBN, act=_CELU, bias=False, scale=1/16), whiten=True,
+        opt_func=_NSGD, loss_func=_LS, wd_bn_bias=True, bias_lr=64, bias_wd=1/64,
+        lr_max=1.0, sched='piecewise', xs=(0,.2,.8), ys=(0,1,.1), epochs=10, cutout=0, cutout_inside=True, ema=_EMA, tta=True))  # inside: Page's Cutout, should `--cutout` add one
 
 def get_recipe(recipe:str|Recipe, # a name in `RECIPES`, or a `Recipe`
               )->Recipe:
@@ -269,3 +273,62 @@ def fit_recipe(self:Learner, recipe:str|Recipe='course', # whose schedule and ca
     if r.sched=='one_cycle': return self.fit_one_cycle(n, lr, pct_start=ifnone(pct_start, r.pct_start), cbs=cbs, start_epoch=start_epoch)
     lrs = lr*np.array([r.bias_lr, 1.] if r.groups else [1.])  # `bias_splitter`'s order
     self.fit_piecewise(n, lr_max=lrs, xs=np.array(r.xs)*n, ys=r.ys, cbs=cbs, start_epoch=start_epoch)
+
+# %% ../nbs/09b_recipes.ipynb #8623225b
+@dataclass(frozen=True)
+class Step:
+    "A step of Page's ladder (`bag_of_tricks.ipynb`): the recipe after it, what it changed, and what Page reports for it"
+    recipe:Recipe # the whole recipe after this step; its `name` is `ladder:<step>`
+    change:str # what the step changes, in a few words
+    page_epochs:int # epochs Page trained it for (the fewest that kept about 94 %)
+    page_acc:float # Page's mean test accuracy (%) at `page_epochs`; flip TTA from the `tta` step on
+
+_NET_DEFAULTS = {k:p.default for k,p in inspect.signature(CifarResNet).parameters.items()}
+
+def ladder(*steps, # (name, change, Page's epochs, Page's accuracy, changed `Recipe` fields; `model` options are merged)
+           start:Recipe=None, # the recipe before the first step; None: `page`
+          )->list:
+    "`Step`s, each recipe the one before it with the step's changes"
+    res, r = [], ifnone(start, RECIPES['page'])
+    for name, change, ep, acc, kw in steps:
+        kw = dict(kw); m = {k:v for k,v in {**r.model, **kw.pop('model', {})}.items() if v is not _NET_DEFAULTS.get(k)}  # a default: the option goes
+        r = dataclasses.replace(r, name=f'ladder:{name}', source=f"bag_of_tricks.ipynb: {change}", model=m, **kw)
+        res.append(Step(r, change, ep, acc))
+    return res
+
+# %% ../nbs/09b_recipes.ipynb #098568fb
+LADDER = ladder(  # Page's epochs and mean test accuracies (%) as bag_of_tricks.ipynb reports them, section by section
+    ('baseline',   "dawn.py, the page recipe",                       24, 94.1, {}),
+    ('pool_first', "max pool before BatchNorm",                      24, 94.0, dict(model=dict(pool_last=False))),
+    ('smoothing',  "label smoothing 0.2; warm-up 1/5 of the epochs", 23, 94.1, dict(loss_func=_LS, xs=(0,.2,1), epochs=23)),
+    ('celu',       "CELU α 0.075 instead of ReLU",                   20, 94.1, dict(model=dict(act=partial(nn.CELU, alpha=0.075)), epochs=20)),
+    ('ghost_bn',   "ghost BatchNorm, 16 splits of 32; LR 0.6",       18, 94.1, dict(model=dict(bn=partial(GhostBatchNorm, num_splits=16, freeze_weight=False)), lr_max=0.6, epochs=18)),
+    ('frozen_bn',  "BN weights frozen at 1, CELU α 0.3, logits × 1/16; biases' LR × 64, wd ÷ 64", 17, 94.1,
+                   dict(model=dict(bn=_GBN, act=_CELU, scale=1/16), bias_lr=64, bias_wd=1/64, epochs=17)),
+    ('whitening',  "input patch whitening; LR 1.0; Cutout 5",        14, 94.1, dict(whiten=True, lr_max=1.0, cutout=5, epochs=14)),
+    ('ema',        "EMA of the weights; LR held at 0.1 for the last 2 epochs", 13, 94.1, dict(ema=_EMA, xs=(0,.2,11/13), ys=(0,1,.1), epochs=13)),
+    ('tta',        "flip TTA at test time",                          13, 94.6, dict(tta=True)),
+    ('no_cutout',  "no Cutout; 10 epochs",                           10, 94.1, dict(cutout=0, xs=(0,.2,.8), epochs=10)))
+
+# %% ../nbs/09b_recipes.ipynb #f650e9ba
+def _show(v)->str:
+    "A recipe value as a reader wants it: `GhostBatchNorm(num_splits=16)` for a `partial`, 1/16 for 0.0625"
+    if isinstance(v, partial): return f"{v.func.__name__}({', '.join(f'{k}={w}' for k,w in v.keywords.items())})"
+    if isinstance(v, float):
+        f = Fraction(v).limit_denominator(64)
+        return str(f) if len(f"{v:g}")>5 and abs(float(f)-v)<1e-9 else f"{v:g}"  # 1/64, not 0.015625; 0.6 stays
+    if isinstance(v, tuple): return '(' + ', '.join(map(_show, v)) + ')'
+    if isinstance(v, dict): return '{' + ', '.join(f'{k}: {_show(w)}' for k,w in v.items()) + '}'
+    return getattr(v, '__name__', str(v))
+
+def ladder_changes(steps:list=None, # `Step`s; None: `LADDER`
+                  )->pd.DataFrame:
+    "One row per step: its name, Page's words, the `Recipe` fields it changes (`model.<option>` for the network's), Page's epochs and accuracy"
+    steps = ifnone(steps, LADDER); rows, prev = [], {}
+    for s in steps:
+        d = {f.name: getattr(s.recipe, f.name) for f in dataclasses.fields(s.recipe) if f.name not in ('name','source','model')}
+        d |= {f'model.{k}': s.recipe.model.get(k, v) for k,v in _NET_DEFAULTS.items() if k not in ('n_out','c_in','prep')}  # unset: the default
+        ch = [f'{k}={_show(v)}' for k,v in d.items() if k not in prev or prev[k] is not v and prev[k]!=v] if prev else []
+        rows.append(dict(step=s.recipe.name.split(':')[-1], change=s.change, fields='; '.join(ch) or '(the page recipe)', page_epochs=s.page_epochs, page_acc=s.page_acc))
+        prev = d
+    return pd.DataFrame(rows)

@@ -159,3 +159,29 @@ def test_cli_recipe_flag(syn, tmp_path):
     assert r.returncode == 2 and 'recipe must be one of course, page, fast' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     r = cli('--data', syn, '--recipe', 'page', '--pct_start', 0.3, '--out', tmp_path/'y')
     assert r.returncode == 2 and '--pct_start is for one-cycle recipes' in r.stderr, r.stderr
+
+LADDER_TOOL = Path(__file__).parents[1]/'tools/ladder.py'
+
+def test_ladder_tool_runs_steps_skips_done_ones_and_collects(syn, tmp_path):
+    "tools/ladder.py: each named step trains its own recipe; a finished step is skipped on a second call; the CSV is its metrics.json"
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('ladder', LADDER_TOOL); lad = importlib.util.module_from_spec(spec); spec.loader.exec_module(lad)
+    assert abs(lad.proxy_decay(0.99, 5, 97) - 0.99) < 1e-12  # the full data: Page's decay
+    assert lad.proxy_decay(0.99, 5, 19) < 0.99**2  # a shorter epoch: a shorter average
+    runs = tmp_path/'ladder'
+    r = cli(LADDER_TOOL, runs, '--data', syn, '--epochs', 1, '--subset', 1, '--bs', BS, '--steps', 'ema,baseline', module=None)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in runs.iterdir()) == ['baseline', 'ema'] and all((runs/d/'metrics.json').exists() for d in ('baseline','ema'))
+    m = {d: json.loads((runs/d/'metrics.json').read_text()) for d in ('baseline','ema')}
+    assert m['baseline']['recipe'] == 'ladder:baseline' and m['ema']['recipe'] == 'ladder:ema' and m['ema']['epochs'] == 1
+    assert f"ema={{'decay': {lad.proxy_decay(0.99, 5, 80//BS)}, 'every': 5}}" in m['ema']['args']['recipe']  # the EMA spans the proxy's epoch
+    before = (runs/'ema/metrics.json').stat().st_mtime_ns
+    r = cli(LADDER_TOOL, runs, '--data', syn, '--epochs', 1, '--subset', 1, '--bs', BS, '--steps', 'ema', module=None)
+    assert r.returncode == 0 and 'ema done' in r.stdout and (runs/'ema/metrics.json').stat().st_mtime_ns == before, r.stdout+r.stderr
+    r = cli(LADDER_TOOL, runs, '--collect_to', tmp_path/'ladder.csv', module=None)
+    assert r.returncode == 0, r.stderr
+    df = pd.read_csv(tmp_path/'ladder.csv')
+    assert df.step.tolist() == ['baseline', 'ema']  # the ladder's order, not the command's
+    assert df.test_acc.tolist() == [round(100*m[d]['test_accuracy'], 2) for d in ('baseline','ema')] and df.page_acc.tolist() == [94.1, 94.1]
+    r = cli(LADDER_TOOL, runs, '--steps', 'ema,sgd', module=None)
+    assert r.returncode == 2 and 'unknown ladder step(s) sgd' in r.stderr and r.stderr.count('\n') == 1, r.stderr
