@@ -110,6 +110,19 @@ def _jpeg_png_copies(src, d):
     with tarfile.open(d/'png.tgz', 'w:gz') as tf: tf.add(d/'png/cifar10-png-test4', arcname='cifar10-png-test4')
     return d/'jpeg', d/'png.tgz'
 
+def test_jpeg_check_pairs_fastai_ids_with_the_copys_numbers(run, tmp_path):
+    "The shared data: PNGs named `<id>_<class>.png`, the JPEG copy numbered 0000.jpg… per class in the order of those ids (not of the names)"
+    jpeg, png = _jpeg_png_copies(run[2], tmp_path)
+    for f in sorted((tmp_path/'png').glob('*/test/*/*.png')): f.rename(f.with_name(f"{[7, 12, 31, 100][int(f.stem)]}_{f.parent.name}.png"))  # ids 7, 12, 31, 100: in name order 100, 12, 31, 7
+    import tarfile
+    with tarfile.open(png, 'w:gz') as tf: tf.add(tmp_path/'png/cifar10-png-test4', arcname='cifar10-png-test4')
+    r = cli(TOOL, run[1], '--jpeg', jpeg, '--png', png, module=None, env=dict(FASTAI_HOME=str(tmp_path/'home')))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)['psnr_db']['min'] > 20  # paired by id: 0000.jpg with 7, 0001.jpg with 12, 0002.jpg with 31, 0003.jpg with 100
+    for f in (tmp_path/'jpeg').glob('*/test/*/*.jpg'): Image.new('RGB', (32,32)).save(f)  # other pictures under the right names
+    r = cli(TOOL, run[1], '--jpeg', jpeg, '--png', png, module=None, env=dict(FASTAI_HOME=str(tmp_path/'home')))
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'not the same pictures' in r.stderr, r.stderr
+
 def test_jpeg_check_compares_both_forms_of_each_image(run, tmp_path):
     import numpy as np
     from cifar_fastai.predict import predict
@@ -129,4 +142,4 @@ def test_jpeg_check_compares_both_forms_of_each_image(run, tmp_path):
     assert abs(j['psnr_db']['median'] - np.median(db)) < 0.01 and 20 < j['psnr_db']['min'] < 60  # the same pairs, and lossy
     (tmp_path/'jpeg/cifar10/test/bird/0003.jpg').unlink()  # a PNG without its JPEG: one line, exit 2
     r = cli(TOOL, run[1], '--jpeg', jpeg, '--png', png, module=None, env=home)
-    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'no JPEG of the same name' in r.stderr and 'bird/0003.jpg' in r.stderr, r.stderr
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'bird: 4 PNG and 3 JPEG images' in r.stderr, r.stderr

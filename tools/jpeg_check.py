@@ -2,7 +2,9 @@
 run here trains and tests on, once as the lossless PNG originals.
 
 `../shared/data/cifar10-png-test4.tgz` holds 4,000 lossless CIFAR-10 test images (airplane, automobile, ship, truck)
-under fastai's file names; the JPEG copy holds the same names with `.jpg`. Both forms go through the path `predict`
+under fastai's file names (`<id>_<class>.png`); the JPEG copy numbers each class's images `0000.jpg`… in the order of
+those ids, so the k-th PNG of a class by id is its `k`-th JPEG (images with the same name are paired by name). A wrong
+pairing would show as a PSNR of about 10 dB instead of about 30, and is refused. Both forms go through the path `predict`
 uses (`cifar_image`, then the test set's transforms) and the model's full 10-way prediction; accuracy is plain and
 with flip TTA (the mean of each image's and its mirror's probabilities). It also gives the PSNR of the JPEG against
 the PNG, so that a gap can be read against the damage. Page's figures were measured on the lossless data.
@@ -10,7 +12,7 @@ the PNG, so that a gap can be read against the damage. Page's figures were measu
     python tools/jpeg_check.py /work/runs/fast-s0/model.pkl --jpeg ../shared/data/cifar10-jpeg.tgz \\
         --png ../shared/data/cifar10-png-test4.tgz --out results/fast-s0/jpeg_check.json
 """
-import json, time
+import re, json, time
 from pathlib import Path
 import numpy as np, torch
 from fastcore.script import call_parse
@@ -29,15 +31,25 @@ def _test_folder(data:str)->Path:
     if hit is None: raise CifarError(f"{p} holds no test/ folder (fastai's layout: test/<class>/<image>)")
     return hit
 
+def _id(f:Path)->tuple:
+    "Sort key of an image file: the number its name starts with (fastai's `<id>_<class>.png`, the copy's `0042.jpg`), then the name"
+    m = re.match(r'\d+', f.stem)
+    return (int(m.group()) if m else -1, f.stem)
+
 def pairs(jpeg:str, # the JPEG copy: folder or .tgz in fastai's layout
           png:str, # the lossless originals: folder or .tgz with test/<class>/*.png
          )->list:
-    "`(class, jpeg file, png file)` for every PNG test image, sorted; `CifarError` if one has no JPEG of the same name"
-    tj, tp = _test_folder(jpeg), _test_folder(png)
-    res = [(f.parent.name, tj/f.parent.name/f'{f.stem}.jpg', f) for f in sorted(tp.glob('*/*.png'))]
+    "`(class, jpeg file, png file)` for every PNG test image; `CifarError` if they cannot be paired"
+    tj, tp, res = _test_folder(jpeg), _test_folder(png), []
+    for d in sorted(p for p in tp.iterdir() if p.is_dir()):
+        pngs = sorted(d.glob('*.png'), key=_id)
+        same = [tj/d.name/f'{f.stem}.jpg' for f in pngs]
+        if not all(j.is_file() for j in same):  # the shared copy renumbers each class 0000.jpg, 0001.jpg… in the order of fastai's ids
+            same = sorted((tj/d.name).glob('*.jpg'), key=_id)
+            if len(same) != len(pngs):
+                raise CifarError(f"{d.name}: {len(pngs)} PNG and {len(same)} JPEG images whose names differ: cannot pair them (same names, or every image of the class in both)")
+        res += [(d.name, j, f) for j,f in zip(same, pngs)]
     if not res: raise CifarError(f"no PNG images in {tp}/<class>/")
-    missing = [str(j) for _,j,_ in res if not j.is_file()]
-    if missing: raise CifarError(f"{len(missing)} PNG images have no JPEG of the same name, e.g. {missing[0]}")
     return res
 
 def psnr(a:np.ndarray, b:np.ndarray)->float:
@@ -62,6 +74,7 @@ def jpeg_check(model:str, jpeg:str, png:str, precision:str='auto')->dict:
     y = torch.tensor([vocab.index(c) for c,_,_ in ps])
     acc = {k: _accuracy(learn, [p[i] for p in ps], y) for k,i in (('jpeg',1),('png',2))}
     db = [psnr(np.array(open_image(j)), np.array(open_image(p))) for _,j,p in ps]
+    if np.median(db) < 20: raise CifarError(f"the JPEG and PNG images paired by name differ too much (median PSNR {np.median(db):.1f} dB; the same picture gives about 30): not the same pictures")
     pct = lambda v: round(100*v, 2)
     res = dict(model=str(model), n=len(ps), classes=sorted({c for c,_,_ in ps}), precision=learn.precision)
     for k in ('plain', 'flip_tta'):
