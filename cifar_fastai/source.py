@@ -167,12 +167,14 @@ def extract_tgz(fn:Path, # a `.tgz`/`.tar.gz`/`.tar` archive
     raise CifarError(f"cannot extract {fn}: no writable folder among {', '.join(map(str,bases))}")
 
 # %% ../nbs/03_source.ipynb #59c23c60
-def cifar_root(path:Path)->Path:
-    "`path`, or its only sub-folder when that one holds `train/`"
+def cifar_root(path:Path,
+               sub:str='train', # the folder the root holds (`tools/jpeg_check.py`: 'test', for an archive of test images only)
+              )->Path:
+    "`path`, or its only sub-folder when that one holds `sub/`"
     path = Path(path)
-    if (path/'train').is_dir(): return path
+    if (path/sub).is_dir(): return path
     subs = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith('.')]
-    return subs[0] if len(subs)==1 and (subs[0]/'train').is_dir() else path
+    return subs[0] if len(subs)==1 and (subs[0]/sub).is_dir() else path
 
 # %% ../nbs/03_source.ipynb #b93fd8e3
 def cifar_source(data:str|Path=None, # folder in fastai's layout, or a `.tgz` of one; None: $CIFAR_FASTAI_DATA, else download

@@ -17,19 +17,17 @@ from pathlib import Path
 import numpy as np, torch
 from fastcore.script import call_parse
 from cifar_fastai.core import CifarError, run_cli, save_json
-from cifar_fastai.source import extract_tgz, open_image
+from cifar_fastai.source import extract_tgz, open_image, cifar_root
 from cifar_fastai.predict import load_cifar_learner, cifar_image
 from cifar_fastai.learner import cpu_info
 
 def _test_folder(data:str)->Path:
-    "The `test/` folder of `data` (a folder holding one, a folder above one, or a `.tgz` of either)"
+    "The `test/` folder of `data` (a folder holding one, its only sub-folder holding one, or a `.tgz` of either)"
     p = Path(data).expanduser()
     if not p.exists(): raise CifarError(f"not found: {p}")
-    if p.is_file(): p = extract_tgz(p)
-    hits = [p/'test'] + sorted(p.glob('*/test'))
-    hit = next((h for h in hits if h.is_dir()), None)
-    if hit is None: raise CifarError(f"{p} holds no test/ folder (fastai's layout: test/<class>/<image>)")
-    return hit
+    t = cifar_root(extract_tgz(p) if p.is_file() else p, 'test')/'test'  # the archive's wrapper folder, as for the training data
+    if not t.is_dir(): raise CifarError(f"{p} holds no test/ folder (fastai's layout: test/<class>/<image>)")
+    return t
 
 def _id(f:Path)->tuple:
     "Sort key of an image file: the number its name starts with (fastai's `<id>_<class>.png`, the copy's `0042.jpg`), then the name"
