@@ -293,6 +293,8 @@ class Step:
     change:str # what the step changes, in a few words
     page_epochs:int # epochs Page trained it for (the fewest that kept about 94 %)
     page_acc:float # Page's mean test accuracy (%) at `page_epochs`; flip TTA from the `tta` step on
+    @property
+    def name(self)->str: return self.recipe.name.split(':')[-1]  # the step's own name: 'ema' of 'ladder:ema'
 
 _NET_DEFAULTS = {k:p.default for k,p in inspect.signature(CifarResNet).parameters.items()}
 
@@ -340,6 +342,6 @@ def ladder_changes(steps:list=None, # `Step`s; None: `LADDER`
         d = {f.name: getattr(s.recipe, f.name) for f in dataclasses.fields(s.recipe) if f.name not in ('name','source','model')}
         d |= {f'model.{k}': s.recipe.model.get(k, v) for k,v in _NET_DEFAULTS.items() if k not in ('n_out','c_in','prep')}  # unset: the default
         ch = [f'{k}={_show(v)}' for k,v in d.items() if k not in prev or prev[k] is not v and prev[k]!=v] if prev else []
-        rows.append(dict(step=s.recipe.name.split(':')[-1], change=s.change, fields='; '.join(ch) or '(the page recipe)', page_epochs=s.page_epochs, page_acc=s.page_acc))
+        rows.append(dict(step=s.name, change=s.change, fields='; '.join(ch) or '(the page recipe)', page_epochs=s.page_epochs, page_acc=s.page_acc))
         prev = d
     return pd.DataFrame(rows)

@@ -31,7 +31,7 @@ def proxy_decay(decay:float, # the recipe's EMA decay per step
 
 def _steps(names:str=None)->list:
     "The `Step`s of `LADDER` that `names` (comma-separated, e.g. 'baseline,ema') names, in the ladder's order; None: all"
-    known = {s.recipe.name.split(':')[1]: s for s in LADDER}
+    known = {s.name: s for s in LADDER}
     if not names: return list(known.values())
     want = [n.strip() for n in names.split(',') if n.strip()]
     if bad := [n for n in want if n not in known]: raise CifarError(f"unknown ladder step(s) {', '.join(bad)}; the steps: {', '.join(known)}")
@@ -45,7 +45,7 @@ def run_ladder(data:str, runs:str, epochs:int=3, subset:float=0.2, seed:int=0, b
     if n_iter < 1: raise CifarError(f"subset {subset} of {n} images is less than one batch of {bs}")
     dirs = []
     for s in todo:
-        d = runs/s.recipe.name.split(':')[1]; dirs.append(d)
+        d = runs/s.name; dirs.append(d)
         if (d/'metrics.json').exists(): print(f"ladder: {d.name} done", flush=True); continue
         rc = s.recipe if not s.recipe.ema else dataclasses.replace(s.recipe, ema=s.recipe.ema | dict(decay=proxy_decay(s.recipe.ema['decay'], s.recipe.ema['every'], n_iter)))
         kw = dict(data=data, recipe=rc, epochs=epochs, subset=subset, seed=seed, bs=bs, precision=precision, bar=False)
@@ -59,10 +59,10 @@ def collect(runs:str)->pd.DataFrame:
     "One row per finished step of `runs`, in the ladder's order: Page's figures beside the proxy's"
     rows = []
     for s in LADDER:
-        f = Path(runs)/s.recipe.name.split(':')[1]/'metrics.json'
+        f = Path(runs)/s.name/'metrics.json'
         if not f.exists(): continue
         m = json.loads(f.read_text()); pct = lambda k: round(100*m[k], 2)
-        rows.append(dict(step=s.recipe.name.split(':')[1], change=s.change, page_epochs=s.page_epochs, page_acc=s.page_acc,
+        rows.append(dict(step=s.name, change=s.change, page_epochs=s.page_epochs, page_acc=s.page_acc,
                          epochs=m['epochs'], n_train=m['n_train'], seed=m['args']['seed'], test_acc=pct('test_accuracy'),
                          test_acc_tta=pct('test_accuracy_flip_tta'), acc=pct('test_accuracy_flip_tta' if s.recipe.tta else 'test_accuracy'),
                          s_per_epoch=m['seconds']['per_epoch'], precision=m['precision'], cpu=m['cpu']['model'], date=m.get('date', time.strftime('%Y-%m-%d', time.gmtime(f.stat().st_mtime)))))
