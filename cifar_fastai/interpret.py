@@ -259,9 +259,11 @@ def write_report(out:Path, # run folder
                 ):
     "`report.md`: the run's numbers and links to its pictures"
     s, rc = m['seconds'], m.get('recipe', 'course')  # runs from before recipes: course
-    lines = [f"# Run {Path(out).name}", "",
-             f"Test accuracy **{m['test_accuracy']:.2%}** after {m['epochs']} epochs (best {m['best_test_accuracy']:.2%} at epoch {m['best_epoch']}); "
-             f"train accuracy (augmented) {m['train_accuracy']:.2%}; with mirror test-time augmentation (`flip_tta`) {m['test_accuracy_flip_tta']:.2%}.", "",
+    acc = (f"Test accuracy **{m['test_accuracy']:.2%}** with mirror test-time augmentation in every test pass (`FlipTTA`, logits averaged) after {m['epochs']} epochs "
+           f"(best {m['best_test_accuracy']:.2%} at epoch {m['best_epoch']}); without it {m['test_accuracy_plain']:.2%}" if m.get('tta') else  # a recipe whose figure is TTA's
+           f"Test accuracy **{m['test_accuracy']:.2%}** after {m['epochs']} epochs (best {m['best_test_accuracy']:.2%} at epoch {m['best_epoch']}); "
+           f"with mirror test-time augmentation (`flip_tta`) {m['test_accuracy_flip_tta']:.2%}")
+    lines = [f"# Run {Path(out).name}", "", f"{acc}; train accuracy (augmented) {m['train_accuracy']:.2%}.", "",
              f"{m['n_train']:,} training / {m['n_test']:,} test images, bs {m['bs']}, lr_max {m['lr_max']:.2e} ({m['lr_max_from']}), "
              f"recipe {rc}, " + (f"pct_start {m['pct_start']:.3f}" if rc=='course' else f"LR peak at {m['pct_start']:.0%} of the steps")  # Page's: piecewise, no pct_start
              + f"; {m['device']}; {s['per_epoch']:.0f} s per epoch, LR range test {s['lr_find']:.0f} s.", ""]
@@ -283,15 +285,18 @@ class _Mirror(Callback):
 @patch
 def flip_tta(self:Learner,
              dl:DataLoader=None, # labelled images; default: the test set (`learn.dls.valid`)
+             logits:bool=None, # average the logits, then softmax (Page's `forward_tta`); False: average the probabilities; None: `learn.tta_logits` (a recipe's, set by `recipe_learner`), else False
             )->tuple:
-    "`(probs, targs)`: the softmax averaged over each image and its horizontal mirror"
-    dl = ifnone(dl, self.dls.valid)
+    "`(probs, targs)`: the prediction averaged over each image and its horizontal mirror; probs (n_images, n_classes)"
+    dl, logits = ifnone(dl, self.dls.valid), ifnone(logits, getattr(self, 'tta_logits', False))
+    act = noop if logits else None  # None: the loss function's activation (softmax)
     with self.no_bar():
-        p, t = self.get_preds(dl=dl)
-        pm, _ = self.get_preds(dl=dl, cbs=_Mirror())
-    return (p+pm)/2, t
+        p, t = self.get_preds(dl=dl, act=act)
+        pm, _ = self.get_preds(dl=dl, cbs=_Mirror(), act=act)
+    return ((p+pm)/2).softmax(1) if logits else (p+pm)/2, t
 def flip_tta(learn:Learner, # a trained classification learner
              dl:DataLoader=None, # labelled images; default: the test set
+             logits:bool=None, # as `Learner.flip_tta`'s
             )->tuple:
-    "`learn.flip_tta(dl)` as a function (`train` calls it so)"
-    return learn.flip_tta(dl)
+    "`learn.flip_tta(dl, logits)` as a function (`train` calls it so)"
+    return learn.flip_tta(dl, logits)

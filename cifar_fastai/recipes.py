@@ -72,32 +72,32 @@ class EMA(Callback):
     order = MixedPrecision.order+1  # after the optimizer step, in the precision's loop
     def __init__(self, decay:float=0.99, # per step; an update every `every` steps uses `decay**every`
                  every:int=5, # steps between updates (Page: 5)
-                ): store_attr(); self.ema, self.st = None, None
+                ): store_attr(); self.avg, self.st = None, None  # not `self.ema`: the learner calls this callback so (`learn.ema`), and fastai warns of the shadowing
     def before_fit(self):
-        if self.ema is not None: return  # a second fit goes on with the same average
-        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.decay**self.every), use_buffers=True)
-        if self.st is None: self.ema.update_parameters(self.model); self.n = 0  # the first update copies: the average starts from the initial weights
-        else: self.ema.load_state_dict(self.st['ema']); self.n = self.st['n']  # a resume: the checkpoint's average goes on
+        if self.avg is not None: return  # a second fit goes on with the same average
+        self.avg = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.decay**self.every), use_buffers=True)
+        if self.st is None: self.avg.update_parameters(self.model); self.n = 0  # the first update copies: the average starts from the initial weights
+        else: self.avg.load_state_dict(self.st['ema']); self.n = self.st['n']  # a resume: the checkpoint's average goes on
     def after_step(self):
-        if self.n % self.every == 0: self.ema.update_parameters(self.model)
+        if self.n % self.every == 0: self.avg.update_parameters(self.model)
         self.n += 1
     def swap(self):
         "Exchange the model's weights and buffers with the average's, in place"
-        for p,q in zip(self.model.state_dict().values(), self.ema.module.state_dict().values()):
+        for p,q in zip(self.model.state_dict().values(), self.avg.module.state_dict().values()):
             t = p.clone(); p.copy_(q); q.copy_(t)
     def before_validate(self): self.swap()
     def after_validate(self): self.swap()
-    def after_fit(self): self.model.load_state_dict(self.ema.module.state_dict())
+    def after_fit(self): self.model.load_state_dict(self.avg.module.state_dict())
 
 # %% ../nbs/09b_recipes.ipynb #41c26d66
 @patch
-def state_dict(self:EMA)->dict: return dict(ema=self.ema.state_dict(), n=self.n)  # for a checkpoint (`Checkpoint` saves it)
+def state_dict(self:EMA)->dict: return dict(ema=self.avg.state_dict(), n=self.n)  # for a checkpoint (`Checkpoint` saves it)
 
 @patch
 def load_state_dict(self:EMA, st:dict, # from `EMA.state_dict`
                    ):
     "Continue the average of a checkpoint in the next fit (its `before_fit` loads it: the EMA needs no learner yet)"
-    self.ema, self.st = None, st
+    self.avg, self.st = None, st
 
 # %% ../nbs/09b_recipes.ipynb #eb6448fc
 class FlipTTA(Callback):
@@ -182,7 +182,7 @@ class Recipe:
     cutout:int=CUTOUT # Cutout side; 0: none
     cutout_inside:bool=False # the Cutout square wholly inside the image (Page) rather than centred anywhere (course)
     ema:dict=None # `EMA` options (`decay`, `every`): validate on and export the average; None: no EMA
-    tta:bool=False # the recipe's test accuracy is flip TTA's (mean logits of each image and its mirror), not the plain one
+    tta:bool=False # validate with `FlipTTA` (mean logits of each image and its mirror): the test accuracy of every epoch, and so metrics.json's `test_accuracy` and time to accuracy, are TTA's
     @property
     def groups(self)->bool: return (self.bias_lr, self.bias_wd)!=(1,1)  # weights and biases in two parameter groups
 
@@ -265,7 +265,7 @@ def recipe_learner(dls:DataLoaders, # from `recipe_dls`
     kw = dict(opt_func=partial(group_opt, opt_func=r.opt_func, wd_mult=(r.bias_wd, 1.)), splitter=bias_splitter) if r.groups else dict(opt_func=r.opt_func)
     learn = cifar_learner(dls, model=recipe_model(dls, r), wd_bn_bias=r.wd_bn_bias, **kw, **kwargs)
     if r.loss_func is not CrossEntropyLossFlat: learn.loss_func = r.loss_func()  # `cifar_learner` sets the course's
-    learn.recipe = r.name
+    learn.recipe, learn.tta_logits = r.name, r.tta  # `flip_tta` averages logits for a recipe that validates so
     return learn
 
 # %% ../nbs/09b_recipes.ipynb #b20912a4
@@ -277,10 +277,11 @@ def fit_recipe(self:Learner, recipe:str|Recipe='course', # whose schedule and ca
                cbs=None, # more callbacks; an `EMA` among them replaces the recipe's (a resume passes its restored one)
                start_epoch:int=0, # as `fit`'s
               ):
-    "Fit as the recipe says: one-cycle, or piecewise linear with one peak LR per parameter group; with its `EMA`"
+    "Fit as the recipe says: one-cycle, or piecewise linear with one peak LR per parameter group; with its `EMA` and `FlipTTA`"
     r = get_recipe(recipe); n, lr, cbs = ifnone(n_epoch, r.epochs), ifnone(lr_max, r.lr_max), L(cbs)
     if lr is None: raise CifarError(f"the {r.name} recipe's LR comes from the range test: pass lr_max")
     if r.ema and not any(isinstance(c, EMA) for c in cbs): cbs += EMA(**r.ema)
+    if r.tta and not any(isinstance(c, FlipTTA) for c in cbs): cbs += FlipTTA()  # every validation, as Page's `forward_tta`
     if r.sched=='one_cycle': return self.fit_one_cycle(n, lr, pct_start=ifnone(pct_start, r.pct_start), cbs=cbs, start_epoch=start_epoch)
     lrs = lr*np.array([r.bias_lr, 1.] if r.groups else [1.])  # `bias_splitter`'s order
     self.fit_piecewise(n, lr_max=lrs, xs=np.array(r.xs)*n, ys=r.ys, cbs=cbs, start_epoch=start_epoch)

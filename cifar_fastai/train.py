@@ -174,7 +174,7 @@ class RunReport(Callback):
                  info:dict=None, # entries of metrics.json the fit cannot know (`train` passes its `args`)
                  t0:float=None, # when the session started, for `seconds.total_this_session`; None: when this fit started
                 ): store_attr(); self.result = None  # `result`: metrics.json's content, once written
-    def before_fit(self): self.t_fit = time.time()
+    def before_fit(self): self.t_fit, self.tta_valid = time.time(), any(isinstance(c, FlipTTA) for c in self.learn.cbs)  # TTA validation: the history's accuracies are TTA's
     def after_fit(self):
         learn, log = self.learn, getattr(self.learn, 'run_log', None)
         if (ck := getattr(learn, 'checkpoint', None)) is None: raise CifarError("RunReport needs a Checkpoint in the same fit: pass cbs=run_cbs(out)")
@@ -191,7 +191,9 @@ def _write(self:RunReport, learn:Learner, ck:Checkpoint)->dict:
     rec.values, rec.losses, rec.hps = [L(v) for v in h['values']], h['losses'], h['hps']  # the whole run's, across resumes: for `plot_curves`, `plot_sched`
     save_fig(out/'curves.png', plot_curves(rec, self.ref))
     pics = interpretation_report(learn, out)  # one more pass over the test set: confusion matrices, top losses, Grad-CAM
-    m['test_accuracy_flip_tta'] = float(accuracy(*flip_tta(learn)))  # two more passes: each image and its mirror
+    m['test_accuracy_flip_tta'] = float(accuracy(*flip_tta(learn, logits=self.tta_valid or None)))  # two more passes: each image and its mirror
+    with learn.no_bar(): m['test_accuracy_plain'] = float(accuracy(*learn.get_preds())) if self.tta_valid else m['test_accuracy']  # one view (this fit's `FlipTTA` is off here)
+    m['tta'] = self.tta_valid
     if self.ref is not None:
         cmp = compare_reference([v[rec.metric_names[1:-1].index('valid_accuracy')] for v in h['values']], self.ref)
         atomic_write(out/'reference.csv', lambda t: cmp.to_csv(t, index=False)); m['reference'] = cmp.to_dict('records')

@@ -88,3 +88,16 @@ def test_runs_table(repo):
     rc, out = check(repo)
     assert rc == 1
     assert "results/README.md's row for run1-cutout16-lrdiv10 does not say 'mirror TTA: 89.99 %'" in out, out
+
+def test_recipe_table_time_to(repo):
+    "The recipes' table quotes each run's time to 94 % from its metrics.json (`time_to`): a changed time is named; one never reached reads '–'"
+    run = sorted(p for p in (repo/'results/recipes').glob('*') if (p/'metrics.json').exists())[0]
+    fn = run/'metrics.json'; m = json.loads(fn.read_text())
+    sys.path.insert(0, str(ROOT))
+    from tools.figures import Run, reach, mins
+    r = Run(f'recipes/{run.name}', repo)
+    t = m['time_to']['90%']; assert t and reach(r, .90) == f"{t['epoch']} ({mins(t['seconds'])})"
+    m['time_to']['90%'] = None; fn.write_text(json.dumps(m))
+    assert reach(r, .90) == '–'
+    rc, out = check(repo)
+    assert rc == 1 and f'recipes/{run.name}/metrics.json' in out, out

@@ -140,6 +140,8 @@ def test_jpeg_check_compares_both_forms_of_each_image(run, tmp_path):
     assert j['plain']['png_minus_jpeg'] == round(j['plain']['png'] - j['plain']['jpeg'], 2)
     db = [10*np.log10(255**2/((np.asarray(Image.open(a), float)-np.asarray(Image.open(b), float))**2).mean()) for a,b in zip(files['jpeg'], files['png'])]
     assert abs(j['psnr_db']['median'] - np.median(db)) < 0.01 and 20 < j['psnr_db']['min'] < 60  # the same pairs, and lossy
+    r = cli(TOOL, run[1], '--jpeg', jpeg, '--png', png, '--logits', module=None, env=home)  # Page's TTA for any model; the course's own: probabilities
+    assert r.returncode == 0 and (j['flip_tta_mean'], json.loads(r.stdout)['flip_tta_mean']) == ('probabilities', 'logits'), r.stderr
     (tmp_path/'jpeg/cifar10/test/bird/0003.jpg').unlink()  # a PNG without its JPEG: one line, exit 2
     r = cli(TOOL, run[1], '--jpeg', jpeg, '--png', png, module=None, env=home)
     assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'bird: 4 PNG and 3 JPEG images' in r.stderr, r.stderr

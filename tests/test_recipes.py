@@ -23,9 +23,9 @@ class EvalSpy(Callback):
         from cifar_fastai.recipes import EMA
         self.ema = next(cb for cb in self.learn.cbs if isinstance(cb, EMA))
         self.a = {k: v.clone() for k,v in self.model.state_dict().items()}  # evaluated
-        self.b = {k: v.clone() for k,v in self.ema.ema.module.state_dict().items()}  # the training weights, parked in the average's place
+        self.b = {k: v.clone() for k,v in self.ema.avg.module.state_dict().items()}  # the training weights, parked in the average's place
     def after_validate(self):
-        now, avg = self.model.state_dict(), self.ema.ema.module.state_dict()
+        now, avg = self.model.state_dict(), self.ema.avg.module.state_dict()
         self.seen.append((all(torch.equal(self.a[k], avg[k]) for k in now), all(torch.equal(self.b[k], now[k]) for k in now),
                           any(not torch.equal(self.a[k], self.b[k]) for k in now if now[k].is_floating_point())))
 
@@ -137,6 +137,8 @@ def test_fast_evaluates_and_exports_the_ema(fast, tmp_path):
     final_avg = spy.a  # the last validation's model: the average after the last step
     assert same(weights(learn.path/'model.pkl'), final_avg)
     assert pkl.model.prep[0].w.shape == (27,3,3,3)  # the whitening travels with the model
+    assert m['tta'] and m['test_accuracy'] == pytest.approx(m['test_accuracy_flip_tta'], abs=1e-6) and 0 <= m['test_accuracy_plain'] <= 1  # validated with flip TTA (logits) every epoch
+    assert pkl.tta_logits  # its `flip_tta` averages logits, as the run validated
     img = next(Path(learn.dls.path).rglob('test/*/*.png'))
     assert predict(learn.path/'model.pkl', [img])[0]['top'][0]['class'] in learn.dls.vocab
 

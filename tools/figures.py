@@ -7,7 +7,7 @@ when README or the notebook's saved outputs disagree. Each `Run` remembers which
 import csv, json, re
 from pathlib import Path
 
-__all__ = ['Run', 'Markdown', 'md', 'pct', 'lr', 'mins', 'table', 'said']
+__all__ = ['Run', 'Markdown', 'md', 'pct', 'lr', 'mins', 'table', 'said', 'recipe_runs', 'reach', 'recipe_table']
 
 reads = []  # every file a `Run` read, in order: `tools/check_figures.py` names them when a figure disagrees
 
@@ -72,6 +72,16 @@ class Run:
     def acc(self, epoch, split='valid'):
         "This run's `split` ('valid' is the test set, 'train') accuracy after `epoch` (from 1), a fraction, from history.csv"
         return float(self.history[epoch-1][f'{split}_accuracy'])
+    @property
+    def jpeg_check(self):
+        "`tools/jpeg_check.py`'s result for this run's model (jpeg_check.json), or None where it was not run"
+        return json.loads(self._f('jpeg_check.json').read_text()) if (self.dir/'jpeg_check.json').exists() else None
+    def first_at(self, a):
+        "The first epoch (from 1) whose test accuracy in history.csv is at least `a` (a fraction); None if none is"
+        return next((i+1 for i,o in enumerate(self.history) if float(o['valid_accuracy']) >= a), None)
+    def median_epoch(self):
+        "The median seconds per epoch, from history.csv: robust to the epochs that shared the cores or were paused"
+        t = sorted(self.epoch_times()); return (t[(len(t)-1)//2] + t[len(t)//2])/2
     def epoch_times(self, first=1):
         "Seconds per epoch (training and test pass) of epochs `first`.. (from 1), from history.csv"
         return [secs(o['time']) for o in self.history[first-1:]]
@@ -87,3 +97,39 @@ class Run:
         m = re.fullmatch(r'(.+) \((\d+)\)', row['most_confused_with'])
         if not m or m[1]!=b: raise ValueError(f"{self.dir}/per_class.csv: {a}'s most confused class is {row['most_confused_with']}, not {b}")
         return int(m[2])
+
+def recipe_runs(root='..'):
+    "The `Run`s of `results/recipes/` (issue 18's full runs of Page's recipes) that have a metrics.json, by name"
+    return [Run(f'recipes/{p.name}', root) for p in sorted((Path(root)/'results'/'recipes').glob('*')) if (p/'metrics.json').exists()]
+
+def reach(r, a):
+    "`r`'s first epoch at test accuracy `a` (a fraction) and the wall time so far (metrics.json's `time_to`: LR range test, training and test passes), '–' if never; a run from before `time_to` gives the epoch only"
+    m = r.metrics
+    if 'time_to' not in m: return str(r.first_at(a) or '–')
+    t = m['time_to'][f'{a:.0%}']
+    return f"{t['epoch']} ({mins(t['seconds'])})" if t else '–'
+
+def recipe_table(runs, course=None, link='results/'):
+    "The Markdown of issue 18's table: one row per `Run` (`course`, a course run to compare with, first), and what the columns mean; `link`: where results/ is from the page"
+    rows, old_tta = [], False
+    for r in ([course] if course else []) + list(runs):
+        m = r.metrics
+        old = m.get('recipe')=='fast' and not m.get('tta'); old_tta |= old  # a fast run from before FlipTTA: validated on one view
+        rows.append([m.get('recipe', 'course'), f"[`{r.name.split('/')[-1]}`]({link}{r.name}/report.md)", m['args']['seed'], m['epochs'],
+                     pct(m.get('test_accuracy_plain', m['test_accuracy'])), pct(m['test_accuracy'] if m.get('tta') else m['test_accuracy_flip_tta']) + ('¹' if old else ''),  # a TTA recipe's own figure: its last test pass
+                     f"{reach(r, .90)} / {reach(r, .94)}" + (' (TTA)' if m.get('tta') else ''), mins(r.median_epoch()),
+                     '–' if (j := r.jpeg_check) is None else f"{j['flip_tta']['png_minus_jpeg']:+.2f} ({j['flip_tta']['jpeg']:.2f} → {j['flip_tta']['png']:.2f})",
+                     f"{m['cpu']['model']}, {m['cpus']} cores, {m['precision']}"])
+    fast = [r for r in runs if r.metrics.get('recipe')=='fast' and r.metrics['precision']=='bf16' and r.metrics.get('time_to')]
+    hour = ("Time to 94 % with `fast` in bf16 (the target: an hour on 2 cores with native bf16): " + said([f"{reach(r, .94)} in `{r.name.split('/')[-1]}`" if r.metrics['time_to']['94%'] else
+                                                                                                       f"not reached in `{r.name.split('/')[-1]}`" + ('' if not (t := r.metrics['time_to']['90%']) else f" (90 % at epoch {t['epoch']}, after {mins(t['seconds'])})") for r in fast])
+            if fast else "The target of an hour to 94 % is for a CPU with native bf16; no `fast` run here has had one yet")
+    return '\n'.join([table(['recipe', 'run', 'seed', 'epochs', 'test accuracy (%)', 'with flip TTA (%)', 'first epoch at 90 % / 94 % (wall time so far)', 'time per epoch (median)', 'PNG − JPEG, flip TTA (points)', 'CPU, precision'], rows), "",
+       "Flip TTA: the mean of each test image's and its mirror's probabilities, after training; for `fast`, of their logits, in every epoch's test pass (Page's way), "
+       "so that its epochs at 90 % and 94 % are TTA's (marked)" + ("; ¹ a `fast` run from before that change: validated on one view, TTA on probabilities after training" if old_tta else "") + ". "
+       "Wall time so far: the training and test passes of every epoch up to that one, and the LR range test where one ran (a run from before `time_to` gives the epoch only). "
+       "Time per epoch: training and test pass, the median over the run's epochs. " + hour + ". "
+       "PNG − JPEG: `tools/jpeg_check.py` on the run's model, the same 4,000 test images (4 classes) as lossless PNG and as the JPEG copy we train on, accuracy with flip TTA "
+       "(`jpeg_check.json` in the run's folder); Page's figures were measured on the lossless data. "
+       + ("No run here has reached 94 % yet." if not any(max(r.metrics['test_accuracy'], r.metrics['test_accuracy_flip_tta']) >= .94 for r in runs) else
+          f"Runs at 94 % or more (either figure): {said([r.name.split('/')[-1] for r in runs if max(r.metrics['test_accuracy'], r.metrics['test_accuracy_flip_tta']) >= .94])}.")])

@@ -6,7 +6,8 @@ under fastai's file names (`<id>_<class>.png`); the JPEG copy numbers each class
 those ids, so the k-th PNG of a class by id is its `k`-th JPEG (images with the same name are paired by name). A wrong
 pairing would show as a PSNR of about 10 dB instead of about 30, and is refused. Both forms go through the path `predict`
 uses (`cifar_image`, then the test set's transforms) and the model's full 10-way prediction; accuracy is plain and
-with flip TTA (the mean of each image's and its mirror's probabilities). It also gives the PSNR of the JPEG against
+with flip TTA (the mean of each image's and its mirror's probabilities, or of their logits for a recipe that validates so:
+`fast`; `--logits` chooses). It also gives the PSNR of the JPEG against
 the PNG, so that a gap can be read against the damage. Page's figures were measured on the lossless data.
 
     python tools/jpeg_check.py /work/runs/fast-s0/model.pkl --jpeg ../shared/data/cifar10-jpeg.tgz \\
@@ -16,6 +17,7 @@ import re, json, time
 from pathlib import Path
 import numpy as np, torch
 from fastcore.script import call_parse
+from fastcore.basics import ifnone
 from cifar_fastai.core import CifarError, run_cli, save_json
 from cifar_fastai.source import extract_tgz, open_image, cifar_root
 from cifar_fastai.predict import load_cifar_learner, cifar_image
@@ -55,26 +57,28 @@ def psnr(a:np.ndarray, b:np.ndarray)->float:
     mse = ((a.astype(np.float64)-b.astype(np.float64))**2).mean()
     return float('inf') if mse == 0 else float(10*np.log10(255**2/mse))
 
-def _accuracy(learn, files, y:torch.Tensor)->dict:
+def _accuracy(learn, files, y:torch.Tensor, logits:bool=None)->dict:
     "Plain and flip-TTA accuracy of `learn` on `files` with targets `y`, overall and per class"
     dl = learn.dls.test_dl([cifar_image(f) for f in files], bs=256)
-    p, _ = learn.flip_tta(dl)
+    p, _ = learn.flip_tta(dl, logits)
     with learn.no_bar(): p0 = learn.get_preds(dl=dl)[0]
     return dict(plain=(p0.argmax(1)==y).float().mean().item(), flip_tta=(p.argmax(1)==y).float().mean().item(),
                 pred=p0.argmax(1), pred_tta=p.argmax(1))
 
-def jpeg_check(model:str, jpeg:str, png:str, precision:str='auto')->dict:
+def jpeg_check(model:str, jpeg:str, png:str, precision:str='auto', logits:bool=None)->dict:
     "What `jpeg_check.json` records: accuracies on both forms, their differences (PNG − JPEG, points) and the PSNR"
     t0, learn, ps = time.time(), load_cifar_learner(model, precision), pairs(jpeg, png)
     vocab = [str(v) for v in learn.dls.vocab]
     bad = sorted({c for c,_,_ in ps} - set(vocab))
     if bad: raise CifarError(f"classes {bad} of the PNG images are not the model's ({', '.join(vocab)})")
     y = torch.tensor([vocab.index(c) for c,_,_ in ps])
-    acc = {k: _accuracy(learn, [p[i] for p in ps], y) for k,i in (('jpeg',1),('png',2))}
+    logits = bool(ifnone(logits, getattr(learn, 'tta_logits', False)))  # None: the model's recipe's way
+    acc = {k: _accuracy(learn, [p[i] for p in ps], y, logits) for k,i in (('jpeg',1),('png',2))}
     db = [psnr(np.array(open_image(j)), np.array(open_image(p))) for _,j,p in ps]
     if np.median(db) < 20: raise CifarError(f"the JPEG and PNG images paired by name differ too much (median PSNR {np.median(db):.1f} dB; the same picture gives about 30): not the same pictures")
     pct = lambda v: round(100*v, 2)
-    res = dict(model=str(model), n=len(ps), classes=sorted({c for c,_,_ in ps}), precision=learn.precision)
+    res = dict(model=str(model), n=len(ps), classes=sorted({c for c,_,_ in ps}), precision=learn.precision,
+               flip_tta_mean='logits' if logits else 'probabilities')
     for k in ('plain', 'flip_tta'):
         res[k] = {f: pct(acc[f][k]) for f in ('jpeg','png')} | {'png_minus_jpeg': round(100*(acc['png'][k]-acc['jpeg'][k]), 2)}
     res['changed_predictions'] = int((acc['png']['pred'] != acc['jpeg']['pred']).sum())
@@ -90,10 +94,11 @@ def main(model:str, # a model.pkl written by `python -m cifar_fastai.train`
          png:str='../shared/data/cifar10-png-test4.tgz', # lossless originals of some of its test images (folder or .tgz)
          out:str=None, # also write the result here as JSON (e.g. results/<run>/jpeg_check.json)
          precision:str='auto', # 'auto', 'fp32', 'bf16' or 'fp16' (see `cifar_learner`)
+         logits:bool=False, # flip TTA averages the logits (Page's way) for any model; without it: as the model's recipe validates (`fast`: logits; else probabilities)
         ):
     "A model's accuracy on the same test images as JPEG and as lossless PNG"
     def go():
-        r = jpeg_check(model, jpeg, png, precision)
+        r = jpeg_check(model, jpeg, png, precision, logits or None)
         if out: save_json(Path(out), r)
         print(json.dumps(r, indent=1))
     run_cli(go)

@@ -63,8 +63,8 @@ def collect(runs:str)->pd.DataFrame:
         if not f.exists(): continue
         m = json.loads(f.read_text()); pct = lambda k: round(100*m[k], 2)
         rows.append(dict(step=s.name, change=s.change, page_epochs=s.page_epochs, page_acc=s.page_acc,
-                         epochs=m['epochs'], n_train=m['n_train'], seed=m['args']['seed'], test_acc=pct('test_accuracy'),
-                         test_acc_tta=pct('test_accuracy_flip_tta'), acc=pct('test_accuracy_flip_tta' if s.recipe.tta else 'test_accuracy'),
+                         epochs=m['epochs'], n_train=m['n_train'], seed=m['args']['seed'], test_acc=pct('test_accuracy_plain'),
+                         test_acc_tta=pct('test_accuracy_flip_tta'), acc=pct('test_accuracy'),  # the step's own: TTA's from the `tta` step on
                          s_per_epoch=m['seconds']['per_epoch'], precision=m['precision'], cpu=m['cpu']['model'], date=m.get('date', time.strftime('%Y-%m-%d', time.gmtime(f.stat().st_mtime)))))
     if not rows: raise CifarError(f"no finished ladder step in {runs}")
     return pd.DataFrame(rows)
