@@ -149,7 +149,11 @@ class WhitenConv(Module):
     def __init__(self, w:Tensor, # (27,3,3,3) from `whitening_weights`: a buffer, saved with the model, never trained
                  nf:int=64): # output channels
         self.register_buffer('w', w); self.weight = nn.Conv2d(w.shape[0], nf, 1, bias=False).weight  # (nf,27,1,1), initialised as Page's 1×1 conv
-    def forward(self, x): return F.conv2d(x, (self.weight.flatten(1) @ self.w.flatten(1)).view(-1, *self.w.shape[1:]).to(x.dtype), padding=1)
+    def forward(self, x): # (bs,3,h,w) → (bs,nf,h,w), in the dtype of the autocast, if any
+        # the filters and the convolution in fp32 even inside an autocast, the output back in its dtype: see below
+        dt = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
+        with torch.autocast(x.device.type, enabled=False):
+            return F.conv2d(x.float(), (self.weight.float().flatten(1) @ self.w.float().flatten(1)).view(-1, *self.w.shape[1:]), padding=1).to(dt)
 
 def whiten_prep(w:Tensor, # (27,3,3,3) from `whitening_weights`
                 nf:int=64, # output channels
