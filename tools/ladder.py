@@ -29,6 +29,16 @@ def proxy_decay(decay:float, # the recipe's EMA decay per step
     span = every/(1-decay**every)/full_iter  # epochs the average spans: about 1.05 for Page's 0.99, every 5
     return (1 - every/(span*n_iter))**(1/every)
 
+def run_or_resume(d:Path, # the run folder
+                  tag:str, # the tool's name, first on every line it prints
+                  what:str, # what a fresh run is, for its first line
+                  **kw): # passed to `train`
+    "Train into `d`: nothing if it holds `metrics.json` (done), on from its checkpoint if it holds one, else afresh"
+    if (d/'metrics.json').exists(): print(f"{tag}: {d.name} done", flush=True); return
+    if (d/'checkpoint.pth').exists(): print(f"{tag}: {d.name} resumed", flush=True); train(resume=str(d), **kw); return
+    shutil.rmtree(d, ignore_errors=True); d.parent.mkdir(parents=True, exist_ok=True)
+    print(f"{tag}: {d.name}{what}", flush=True); train(out=str(d), **kw)
+
 def _steps(names:str=None)->list:
     "The `Step`s of `LADDER` that `names` (comma-separated, e.g. 'baseline,ema') names, in the ladder's order; None: all"
     known = {s.name: s for s in LADDER}
@@ -46,13 +56,9 @@ def run_ladder(data:str, runs:str, epochs:int=3, subset:float=0.2, seed:int=0, b
     dirs = []
     for s in todo:
         d = runs/s.name; dirs.append(d)
-        if (d/'metrics.json').exists(): print(f"ladder: {d.name} done", flush=True); continue
         rc = s.recipe if not s.recipe.ema else dataclasses.replace(s.recipe, ema=s.recipe.ema | dict(decay=proxy_decay(s.recipe.ema['decay'], s.recipe.ema['every'], n_iter)))
-        kw = dict(data=data, recipe=rc, epochs=epochs, subset=subset, seed=seed, bs=bs, precision=precision, bar=False)
-        if (d/'checkpoint.pth').exists(): print(f"ladder: {d.name} resumed", flush=True); train(resume=str(d), **kw)
-        else:
-            shutil.rmtree(d, ignore_errors=True); d.parent.mkdir(parents=True, exist_ok=True)
-            print(f"ladder: {d.name} ({s.change}), {epochs} epochs on {subset} of the training images", flush=True); train(out=str(d), **kw)
+        run_or_resume(d, 'ladder', f" ({s.change}), {epochs} epochs on {subset} of the training images",
+                      data=data, recipe=rc, epochs=epochs, subset=subset, seed=seed, bs=bs, precision=precision, bar=False)
     return dirs
 
 def collect(runs:str)->pd.DataFrame:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from fastcore.script import call_parse
 from cifar_fastai.core import CifarError, run_cli, atomic_write
-from cifar_fastai.train import train
+from ladder import run_or_resume  # tools/ladder.py: skip a finished folder, resume a checkpoint
 
 ARTEFACTS = ('metrics.json', 'history.csv', 'train.log', 'curves.png')
 
@@ -27,12 +27,8 @@ def sweep(data:str, runs:str, lrs:list, subset:float=0.2, seed:int=42, precision
     dirs = []
     for lr in lrs:
         d = Path(runs)/run_name(lr); dirs.append(d)
-        if (d/'metrics.json').exists(): print(f"lr_sweep: {d.name} done", flush=True); continue
-        kw = dict(data=data, subset=subset, seed=seed, lr_max=lr, precision=precision, bar=False)
-        if (d/'checkpoint.pth').exists(): print(f"lr_sweep: {d.name} resumed", flush=True); train(resume=str(d), **kw)
-        else:
-            shutil.rmtree(d, ignore_errors=True); d.parent.mkdir(parents=True, exist_ok=True)
-            print(f"lr_sweep: {d.name}, 24 epochs on {subset} of the training images", flush=True); train(out=str(d), **kw)
+        run_or_resume(d, 'lr_sweep', f", 24 epochs on {subset} of the training images",
+                      data=data, subset=subset, seed=seed, lr_max=lr, precision=precision, bar=False)
     return dirs
 
 def proxy_table(folder:str)->pd.DataFrame:
