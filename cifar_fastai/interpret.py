@@ -286,17 +286,20 @@ class _Mirror(Callback):
 def flip_tta(self:Learner,
              dl:DataLoader=None, # labelled images; default: the test set (`learn.dls.valid`)
              logits:bool=None, # average the logits, then softmax (Page's `forward_tta`); False: average the probabilities; None: `learn.tta_logits` (a recipe's, set by `recipe_learner`), else False
+             plain:bool=False, # also return the single view's probabilities (the first of the two passes), so that nobody runs a third pass for them
             )->tuple:
-    "`(probs, targs)`: the prediction averaged over each image and its horizontal mirror; probs (n_images, n_classes)"
+    "`(probs, targs)`, or `(probs, targs, plain_probs)`: the prediction averaged over each image and its horizontal mirror; probs (n_images, n_classes)"
     dl, logits = ifnone(dl, self.dls.valid), ifnone(logits, getattr(self, 'tta_logits', False))
     act = noop if logits else None  # None: the loss function's activation (softmax)
     with self.no_bar():
         p, t = self.get_preds(dl=dl, act=act)
         pm, _ = self.get_preds(dl=dl, cbs=_Mirror(), act=act)
-    return ((p+pm)/2).softmax(1) if logits else (p+pm)/2, t
+    res = (((p+pm)/2).softmax(1) if logits else (p+pm)/2, t)
+    return res + ((p.softmax(1) if logits else p),) if plain else res
 def flip_tta(learn:Learner, # a trained classification learner
              dl:DataLoader=None, # labelled images; default: the test set
              logits:bool=None, # as `Learner.flip_tta`'s
+             plain:bool=False, # as `Learner.flip_tta`'s
             )->tuple:
-    "`learn.flip_tta(dl, logits)` as a function (`train` calls it so)"
-    return learn.flip_tta(dl, logits)
+    "`learn.flip_tta(dl, logits, plain)` as a function (`train` calls it so)"
+    return learn.flip_tta(dl, logits, plain)

@@ -103,7 +103,7 @@ def load_state_dict(self:EMA, st:dict, # from `EMA.state_dict`
 class FlipTTA(Callback):
     "In validation, predict with the mean of the logits of each image and of its left-right mirror (Page's `forward_tta`)"
     run_train = False
-    def after_pred(self): self.learn.pred = (self.pred + self.model(self.xb[0].flip(-1)))/2
+    def after_pred(self): self.learn.pred = (self.pred.float() + self.model(self.xb[0].flip(-1)).float())/2  # in fp32, as `flip_tta`: under a bf16 autocast the logits are bf16
 
 # %% ../nbs/09b_recipes.ipynb #ca2c0fc7
 class GhostBatchNorm(nn.BatchNorm2d):

@@ -191,8 +191,9 @@ def _write(self:RunReport, learn:Learner, ck:Checkpoint)->dict:
     rec.values, rec.losses, rec.hps = [L(v) for v in h['values']], h['losses'], h['hps']  # the whole run's, across resumes: for `plot_curves`, `plot_sched`
     save_fig(out/'curves.png', plot_curves(rec, self.ref))
     pics = interpretation_report(learn, out)  # one more pass over the test set: confusion matrices, top losses, Grad-CAM
-    m['test_accuracy_flip_tta'] = float(accuracy(*flip_tta(learn, logits=self.tta_valid or None)))  # two more passes: each image and its mirror
-    with learn.no_bar(): m['test_accuracy_plain'] = float(accuracy(*learn.get_preds())) if self.tta_valid else m['test_accuracy']  # one view (this fit's `FlipTTA` is off here)
+    p, t, p1 = flip_tta(learn, logits=self.tta_valid or None, plain=True)  # two more passes: each image and its mirror (this fit's `FlipTTA` is off here)
+    m['test_accuracy_flip_tta'] = float(accuracy(p, t))
+    m['test_accuracy_plain'] = float(accuracy(p1, t)) if self.tta_valid else m['test_accuracy']  # one view: the first of those passes
     m['tta'] = self.tta_valid
     if self.ref is not None:
         cmp = compare_reference([v[rec.metric_names[1:-1].index('valid_accuracy')] for v in h['values']], self.ref)

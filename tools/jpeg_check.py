@@ -60,8 +60,7 @@ def psnr(a:np.ndarray, b:np.ndarray)->float:
 def _accuracy(learn, files, y:torch.Tensor, logits:bool=None)->dict:
     "Plain and flip-TTA accuracy of `learn` on `files` with targets `y`, overall and per class"
     dl = learn.dls.test_dl([cifar_image(f) for f in files], bs=256)
-    p, _ = learn.flip_tta(dl, logits)
-    with learn.no_bar(): p0 = learn.get_preds(dl=dl)[0]
+    p, _, p0 = learn.flip_tta(dl, logits, plain=True)  # p0: the single view, the first of flip TTA's two passes
     return dict(plain=(p0.argmax(1)==y).float().mean().item(), flip_tta=(p.argmax(1)==y).float().mean().item(),
                 pred=p0.argmax(1), pred_tta=p.argmax(1))
 
