@@ -2,6 +2,8 @@
 import json, re, shutil, subprocess, sys
 from pathlib import Path
 import pytest
+import pandas as pd
+from conftest import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN2 = 'results/run2-cutout8-lrdiv3'
@@ -101,3 +103,24 @@ def test_recipe_table_time_to(repo):
     assert reach(r, .90) == '–'
     rc, out = check(repo)
     assert rc == 1 and f'recipes/{run.name}/metrics.json' in out, out
+
+SEEDS_TOOL = ROOT/'tools/seeds.py'
+
+def test_seeds_tool_copies_and_summarises(tmp_path):
+    "tools/seeds.py --copy_to: every finished default-command run (not a fixed-LR proxy), without its model; seeds.csv and the spread over seeds"
+    runs = tmp_path/'runs'; m = json.loads((ROOT/RUN2/'metrics.json').read_text())
+    for s, acc in ((1, .9012), (2, .9088), (3, .9050)):
+        (d := runs/f'default-s{s}').mkdir(parents=True)
+        (d/'metrics.json').write_text(json.dumps({**m, 'test_accuracy': acc, 'args': {**m['args'], 'seed': s}}))
+        (d/'model.pkl').write_bytes(b'x'); (d/'curves.png').write_bytes(b'png')
+    (d := runs/'proxy').mkdir(); (d/'metrics.json').write_text(json.dumps({**m, 'lr_max_from': 'given'}))  # a fixed LR: not the default command
+    r = cli(SEEDS_TOOL, runs, '--copy_to', tmp_path/'pub', module=None)
+    assert r.returncode == 0, r.stderr
+    df = pd.read_csv(tmp_path/'pub/seeds.csv')
+    assert df.seed.tolist() == [1, 2, 3] and df.run.tolist() == ['default-s1', 'default-s2', 'default-s3']
+    assert (tmp_path/'pub/default-s2/curves.png').exists() and not (tmp_path/'pub/default-s2/model.pkl').exists()
+    assert 'test accuracy over 3 runs: 90.50 ± 0.38 % (min 90.12, max 90.88; 3 over 90 %)' in r.stdout, r.stdout
+    r = cli(SEEDS_TOOL, runs, '--seeds', '1,1', module=None)
+    assert r.returncode == 2 and 'distinct seeds' in r.stderr and r.stderr.count('\n') == 1, r.stderr
+    r = cli(SEEDS_TOOL, tmp_path/'empty', '--copy_to', tmp_path/'pub2', module=None)
+    assert r.returncode == 2 and 'no finished run of the default command' in r.stderr, r.stderr

@@ -1,0 +1,73 @@
+"""Issue 17, step 4: the default command, LR range test included, once per seed, one run after the other; then one CSV
+of what each reached and the spread over seeds (mean ± standard deviation, minimum, maximum, each run's `lr_max`).
+
+    python tools/seeds.py /work/runs/seeds --data ../shared/data/cifar10-jpeg.tgz --seeds 1,2,3
+    python tools/seeds.py /work/runs/seeds --copy_to results/default      # the finished runs' small artefacts and seeds.csv
+
+Each seed trains in `RUNS`/default-s<seed> exactly as `python -m cifar_fastai.train --data … --seed <seed>` would (with
+`--reference`, if given, drawn on its curves). A folder holding `metrics.json` is done and skipped; one with a checkpoint
+goes on from it, so the command can be stopped and started again (`tools/ladder.py`'s `run_or_resume`). `--copy_to`
+copies everything a finished run wrote except `model.pkl` and checkpoints into `copy_to/<run>/`, and writes
+`copy_to/seeds.csv` from every run there, earlier ones included.
+"""
+import json, shutil
+from pathlib import Path
+import pandas as pd
+from fastcore.script import call_parse
+from cifar_fastai.core import CifarError, run_cli, atomic_write
+from ladder import run_or_resume
+
+KEEP_OUT = ('model.pkl', 'checkpoint.pth')  # large, and rebuilt by a run: never in the repository
+
+def run_name(seed:int)->str: return f"default-s{seed}"
+
+def seed_runs(data:str, runs:str, seeds:list, precision:str='auto', reference:str=None)->list:
+    "Train the default command once per seed of `seeds` (see the module's doc); return the run folders"
+    dirs = [Path(runs)/run_name(s) for s in seeds]
+    for s, d in zip(seeds, dirs): run_or_resume(d, 'seeds', f", the default command with seed {s}", data=data, seed=s, precision=precision, reference=reference, bar=False)
+    return dirs
+
+def seed_table(folder:str)->pd.DataFrame:
+    "One row per run folder of `folder` whose `metrics.json` comes from the default recipe with its LR from the range test, by seed: `seeds.csv`'s columns"
+    rows = []
+    for f in sorted(Path(folder).glob('*/metrics.json')):
+        m = json.loads(f.read_text())
+        if m.get('recipe', 'course') != 'course' or not str(m.get('lr_max_from')).startswith('lr_find') or m['args'].get('subset'): continue  # not the default command
+        rows.append(dict(run=f.parent.name, seed=m['args']['seed'], lr_max=m['lr_max'], lr_max_from=m['lr_max_from'], test_accuracy=m['test_accuracy'], epochs=m['epochs'],
+                         test_accuracy_flip_tta=m.get('test_accuracy_flip_tta'), precision=m['precision'], cpu=m['cpu']['model'],
+                         per_epoch_s=m['seconds']['per_epoch'], resumed_after=m.get('resumed_after')))
+    if not rows: raise CifarError(f"no finished run of the default command in {folder}")
+    return pd.DataFrame(rows).sort_values('seed')
+
+def spread(df:pd.DataFrame)->dict:
+    "The test accuracy over the runs of `seed_table`, in %: n, mean, std (n-1; NaN for one run), min, max, and how many exceed 90 %"
+    a = 100*df.test_accuracy
+    return dict(n=len(a), mean=a.mean(), std=a.std(ddof=1), min=a.min(), max=a.max(), over_90=int((a > 90).sum()))
+
+def copy_runs(runs:str, dest:str)->pd.DataFrame:
+    "Copy the finished runs' artefacts (all but `KEEP_OUT`) from `runs` to `dest`, write `dest/seeds.csv` and return it"
+    for f in Path(runs).glob('*/metrics.json'):
+        shutil.copytree(f.parent, Path(dest)/f.parent.name, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*KEEP_OUT))
+    df = seed_table(dest)
+    atomic_write(Path(dest)/'seeds.csv', lambda t: df.to_csv(t, index=False))
+    return df
+
+@call_parse
+def main(runs:str, # folder of the runs' folders (outside the repository: they hold checkpoints and models)
+         data:str=None, # CIFAR-10 folder or .tgz, as for `train`
+         seeds:str='1,2,3', # comma-separated seeds, run in this order
+         precision:str='auto', # as for `train`
+         reference:str=None, # a reference run's per-epoch CSV, as for `train`
+         copy_to:str=None, # instead of training: copy the finished runs' artefacts here and write its seeds.csv
+        ):
+    "Run the default command over seeds, or publish its finished runs"
+    def go():
+        if copy_to:
+            df = copy_runs(runs, copy_to); print(df.to_string(index=False))
+            s = spread(df); print(f"test accuracy over {s['n']} runs: {s['mean']:.2f} ± {s['std']:.2f} % (min {s['min']:.2f}, max {s['max']:.2f}; {s['over_90']} over 90 %)")
+            return
+        try: vals = [int(v) for v in seeds.split(',') if v.strip()]
+        except ValueError: raise CifarError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
+        if not vals or len(set(vals)) != len(vals): raise CifarError(f"--seeds must name distinct seeds, got {seeds!r}")
+        seed_runs(data, runs, vals, precision, reference)
+    run_cli(go)
