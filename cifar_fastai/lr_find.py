@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 
 # %% auto #0
 __all__ = ['lowest', 'rule_name', 'pick_lr', 'unsmooth', 'lowest_raw', 'rule_picks', 'pick_spread', 'plot_lr_spread',
-           'plot_lr_find']
+           'plateau_check', 'plot_lr_find']
 
 # %% ../nbs/09a_lr_find.ipynb #d0507ac3
 def _named(f, label:str):
@@ -102,6 +102,20 @@ def plot_lr_spread(curves:dict, # name -> DataFrame with `lr`, `loss`, as for `r
     lo = min(c['loss'].min() for c in curves.values()); ax.set_ylim(lo-.1, lo+1.2)
     ax.legend(fontsize=7, ncol=2); ax.grid(alpha=.3)
     return fig
+
+# %% ../nbs/09a_lr_find.ipynb #55b2ec17
+def plateau_check(picks:pd.DataFrame, # `rule_picks`: one row per range test, one column per rule
+                  lrs, # the sweep's `lr_max` values, shape (n,), at least 2 distinct; a value may repeat
+                  accs, # its test accuracies at those values, in %, shape (n,)
+                  tol:float=0.3, # how far below the sweep's best a pick may land, in points
+                 )->pd.DataFrame:
+    "Per rule: the proxy accuracy at its worst pick (log-linear between sweep points; NaN outside them), its shortfall from the best, and whether every pick is within `tol`"
+    a = pd.Series(np.asarray(accs, float), index=np.asarray(lrs, float)).groupby(level=0).mean()  # runs repeated at one LR (other seeds): their mean
+    x, y = np.log(a.index.values), a.values
+    def at(lr): return np.interp(np.log(lr), x, y) if x[0] <= np.log(lr) <= x[-1] else np.nan  # no extrapolation
+    worst = pd.Series({r: np.min([at(v) for v in picks[r].dropna()] or [np.nan]) for r in picks.columns})  # np.min: one NaN pick makes the rule NaN
+    t = pd.DataFrame(dict(worst_pick_accuracy=worst, shortfall=y.max()-worst))
+    return t.assign(on_plateau=[bool(s <= tol) if s==s else np.nan for s in t.shortfall])
 
 # %% ../nbs/09a_lr_find.ipynb #bb703a30
 def plot_lr_find(lrs, # LRs of the range test

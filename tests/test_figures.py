@@ -124,3 +124,20 @@ def test_seeds_tool_copies_and_summarises(tmp_path):
     assert r.returncode == 2 and 'distinct seeds' in r.stderr and r.stderr.count('\n') == 1, r.stderr
     r = cli(SEEDS_TOOL, tmp_path/'empty', '--copy_to', tmp_path/'pub2', module=None)
     assert r.returncode == 2 and 'no finished run of the default command' in r.stderr, r.stderr
+
+def test_lr_sweep_tool_names_and_publishes(tmp_path):
+    "tools/lr_sweep.py: a repeat with another seed gets its own folder; --copy_to keeps fixed-LR runs only, without models, one row each in proxy.csv"
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('lr_sweep', ROOT/'tools/lr_sweep.py'); sw = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(ROOT/'tools')); spec.loader.exec_module(sw)
+    assert (sw.run_name(4e-3), sw.run_name(4e-3, 43)) == ('proxy-lr0.004', 'proxy-lr0.004-s43')
+    runs = tmp_path/'runs'; m = json.loads((ROOT/RUN2/'metrics.json').read_text())
+    for lr, s, acc in ((4e-3, 42, .82), (4e-3, 43, .815), (8e-3, 42, .81)):
+        (d := runs/sw.run_name(lr, s)).mkdir(parents=True)
+        (d/'metrics.json').write_text(json.dumps({**m, 'lr_max': lr, 'lr_max_from': 'given', 'test_accuracy': acc, 'args': {**m['args'], 'seed': s, 'subset': .2}}))
+        (d/'model.pkl').write_bytes(b'x')
+    (d := runs/'ranged').mkdir(); (d/'metrics.json').write_text(json.dumps(m))  # its LR from the range test: not a point of the sweep
+    df = sw.copy_runs(runs, tmp_path/'pub')
+    assert df.run.tolist() == ['proxy-lr0.004', 'proxy-lr0.004-s43', 'proxy-lr0.008'] and df.seed.tolist() == [42, 43, 42]
+    assert pd.read_csv(tmp_path/'pub/proxy.csv').test_accuracy.tolist() == [.82, .815, .81]
+    assert not (tmp_path/'pub/proxy-lr0.004/model.pkl').exists() and not (tmp_path/'pub/ranged').exists()

@@ -5,7 +5,7 @@ training set, the whole test set), one run per value, one after the other; then 
     python tools/lr_sweep.py /work/runs/lr_sweep --data ../shared/data/cifar10-jpeg.tgz --lrs 1e-3,2e-3,4e-3,8e-3,1.6e-2
     python tools/lr_sweep.py /work/runs/lr_sweep --copy_to results/lr_proxy     # the finished runs' small artefacts and proxy.csv
 
-Each value trains in `--runs`/proxy-lr<value> as `python -m cifar_fastai.train --data … --subset 0.2 --lr_max <value>`
+Each value trains in `--runs`/proxy-lr<value> (proxy-lr<value>-s<seed> for a seed other than 42) as `python -m cifar_fastai.train --data … --subset 0.2 --lr_max <value>`
 would (seed 42: the same 10,000 images for every value). A folder holding `metrics.json` is done and skipped; one with a
 checkpoint goes on from it (`train(resume=…)`), so the command can be stopped and started again. `--copy_to` copies each
 finished run's `metrics.json`, `history.csv`, `train.log` and `curves.png` (never `model.pkl`) into `copy_to/<run>/`, and
@@ -20,13 +20,15 @@ from ladder import run_or_resume  # tools/ladder.py: skip a finished folder, res
 
 ARTEFACTS = ('metrics.json', 'history.csv', 'train.log', 'curves.png')
 
-def run_name(lr:float)->str: return f"proxy-lr{lr:g}"  # 0.004 → proxy-lr0.004; 3e-3 was named proxy-lr3e-3 by hand, before this tool
+def run_name(lr:float, seed:int=42)->str:
+    "0.004 → proxy-lr0.004, with seed 43 proxy-lr0.004-s43 (a repeat, to see the proxy's noise); 3e-3 was named proxy-lr3e-3 by hand, before this tool"
+    return f"proxy-lr{lr:g}" + ('' if seed == 42 else f"-s{seed}")
 
 def sweep(data:str, runs:str, lrs:list, subset:float=0.2, seed:int=42, precision:str='auto')->list:
     "Train each `lr_max` of `lrs` (see the module's doc); return the run folders"
     dirs = []
     for lr in lrs:
-        d = Path(runs)/run_name(lr); dirs.append(d)
+        d = Path(runs)/run_name(lr, seed); dirs.append(d)
         run_or_resume(d, 'lr_sweep', f", 24 epochs on {subset} of the training images",
                       data=data, subset=subset, seed=seed, lr_max=lr, precision=precision, bar=False)
     return dirs
@@ -43,11 +45,12 @@ def proxy_table(folder:str)->pd.DataFrame:
                          cpu=m['cpu']['model'], per_epoch_s=m['seconds']['per_epoch'], resumed_after=m.get('resumed_after'),
                          command=f"python -m cifar_fastai.train --data ../shared/data/cifar10-jpeg.tgz --subset {a['subset']:g} --lr_max {m['lr_max']:g}"))
     if not rows: raise CifarError(f"no finished proxy run in {folder}")
-    return pd.DataFrame(rows).sort_values('lr_max')
+    return pd.DataFrame(rows).sort_values(['lr_max', 'seed'])
 
 def copy_runs(runs:str, dest:str)->pd.DataFrame:
     "Copy the finished runs' small artefacts from `runs` to `dest`, write `dest/proxy.csv` and return it"
     for f in Path(runs).glob('*/metrics.json'):
+        if json.loads(f.read_text()).get('lr_max_from') != 'given': continue  # a run with its LR from a range test is no point of the sweep
         (d := Path(dest)/f.parent.name).mkdir(parents=True, exist_ok=True)
         for a in ARTEFACTS:
             if (f.parent/a).exists(): shutil.copy2(f.parent/a, d/a)
