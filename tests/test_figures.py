@@ -119,6 +119,7 @@ def test_seeds_tool_copies_and_summarises(tmp_path):
     df = pd.read_csv(tmp_path/'pub/seeds.csv')
     assert df.seed.tolist() == [1, 2, 3] and df.run.tolist() == ['default-s1', 'default-s2', 'default-s3']
     assert (tmp_path/'pub/default-s2/curves.png').exists() and not (tmp_path/'pub/default-s2/model.pkl').exists()
+    assert not (tmp_path/'pub/proxy').exists()  # not copied either
     assert 'test accuracy over 3 runs: 90.50 ± 0.38 % (min 90.12, max 90.88; 3 over 90 %)' in r.stdout, r.stdout
     r = cli(SEEDS_TOOL, runs, '--seeds', '1,1', module=None)
     assert r.returncode == 2 and 'distinct seeds' in r.stderr and r.stderr.count('\n') == 1, r.stderr

@@ -27,12 +27,16 @@ def seed_runs(data:str, runs:str, seeds:list, precision:str='auto', reference:st
     for s, d in zip(seeds, dirs): run_or_resume(d, 'seeds', f", the default command with seed {s}", data=data, seed=s, precision=precision, reference=reference, bar=False)
     return dirs
 
+def is_default(m:dict)->bool:
+    "Whether a run's `metrics.json` (`m`) comes from the default command: the course recipe, its LR from the range test, the whole training set"
+    return m.get('recipe', 'course') == 'course' and str(m.get('lr_max_from')).startswith('lr_find') and not m['args'].get('subset')
+
 def seed_table(folder:str)->pd.DataFrame:
     "One row per run folder of `folder` whose `metrics.json` comes from the default recipe with its LR from the range test, by seed: `seeds.csv`'s columns"
     rows = []
     for f in sorted(Path(folder).glob('*/metrics.json')):
         m = json.loads(f.read_text())
-        if m.get('recipe', 'course') != 'course' or not str(m.get('lr_max_from')).startswith('lr_find') or m['args'].get('subset'): continue  # not the default command
+        if not is_default(m): continue
         rows.append(dict(run=f.parent.name, seed=m['args']['seed'], lr_max=m['lr_max'], lr_max_from=m['lr_max_from'], test_accuracy=m['test_accuracy'], epochs=m['epochs'],
                          test_accuracy_flip_tta=m.get('test_accuracy_flip_tta'), precision=m['precision'], cpu=m['cpu']['model'],
                          per_epoch_s=m['seconds']['per_epoch'], resumed_after=m.get('resumed_after')))
@@ -45,8 +49,9 @@ def spread(df:pd.DataFrame)->dict:
     return dict(n=len(a), mean=a.mean(), std=a.std(ddof=1), min=a.min(), max=a.max(), over_90=int((a > 90).sum()))
 
 def copy_runs(runs:str, dest:str)->pd.DataFrame:
-    "Copy the finished runs' artefacts (all but `KEEP_OUT`) from `runs` to `dest`, write `dest/seeds.csv` and return it"
+    "Copy the finished default-command runs' artefacts (all but `KEEP_OUT`) from `runs` to `dest`, write `dest/seeds.csv` and return it"
     for f in Path(runs).glob('*/metrics.json'):
+        if not is_default(json.loads(f.read_text())): continue  # a proxy or other run: not published with the seeds
         shutil.copytree(f.parent, Path(dest)/f.parent.name, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*KEEP_OUT))
     df = seed_table(dest)
     atomic_write(Path(dest)/'seeds.csv', lambda t: df.to_csv(t, index=False))
