@@ -40,6 +40,13 @@ def test_metrics_changed(repo):
     assert 'its saved output has' in out, out  # the notebook too
     assert f'{RUN2}/metrics.json' in out  # names the source
 
+def test_seeds_changed(repo):
+    "A run's row in results/default/seeds.csv changes (a run published or re-copied): the headline and the seeds table are stale, and the check names seeds.csv"
+    fn = repo/'results/default/seeds.csv'
+    df = pd.read_csv(fn); df.loc[0, 'test_accuracy'] = 0.8912; df.to_csv(fn, index=False)
+    rc, out = check(repo)
+    assert rc == 1 and 'results/default/seeds.csv' in out and '89.12' in out, out
+
 def test_per_class_changed(repo):
     "A class's accuracy changes in per_class.csv: the check names the value and the file"
     fn = repo/RUN2/'per_class.csv'
@@ -114,16 +121,19 @@ def test_seeds_tool_copies_and_summarises(tmp_path):
         (d/'metrics.json').write_text(json.dumps({**m, 'test_accuracy': acc, 'args': {**m['args'], 'seed': s}}))
         (d/'model.pkl').write_bytes(b'x'); (d/'curves.png').write_bytes(b'png')
     (d := runs/'proxy').mkdir(); (d/'metrics.json').write_text(json.dumps({**m, 'lr_max_from': 'given'}))  # a fixed LR: not the default command
+    (d := runs/'cutout16').mkdir(); (d/'metrics.json').write_text(json.dumps({**m, 'args': {**m['args'], 'cutout': 16}}))  # run 1's setting: not either
+    (d := tmp_path/'run2').mkdir(); (d/'metrics.json').write_text(json.dumps({**m, 'test_accuracy': .9030}))  # published beside pub/ before: counted
+    (d := tmp_path/'run1').mkdir(); (d/'metrics.json').write_text(json.dumps({**m, 'args': {**m['args'], 'lr_div': 10}}))  # beside it, /10: not counted
     r = cli(SEEDS_TOOL, runs, '--copy_to', tmp_path/'pub', module=None)
     assert r.returncode == 0, r.stderr
     df = pd.read_csv(tmp_path/'pub/seeds.csv')
-    assert df.seed.tolist() == [1, 2, 3] and df.run.tolist() == ['default-s1', 'default-s2', 'default-s3']
+    assert df.seed.tolist() == [1, 2, 3, 42] and df.run.tolist() == ['pub/default-s1', 'pub/default-s2', 'pub/default-s3', 'run2']
     assert (tmp_path/'pub/default-s2/curves.png').exists() and not (tmp_path/'pub/default-s2/model.pkl').exists()
-    assert not (tmp_path/'pub/proxy').exists()  # not copied either
-    assert 'test accuracy over 3 runs: 90.50 ± 0.38 % (min 90.12, max 90.88; 3 over 90 %)' in r.stdout, r.stdout
+    assert not (tmp_path/'pub/proxy').exists() and not (tmp_path/'pub/cutout16').exists()  # not copied either
+    assert 'test accuracy over 4 runs: 90.45 ± 0.33 % (min 90.12, max 90.88; 4 over 90 %)' in r.stdout, r.stdout
     r = cli(SEEDS_TOOL, runs, '--seeds', '1,1', module=None)
     assert r.returncode == 2 and 'distinct seeds' in r.stderr and r.stderr.count('\n') == 1, r.stderr
-    r = cli(SEEDS_TOOL, tmp_path/'empty', '--copy_to', tmp_path/'pub2', module=None)
+    r = cli(SEEDS_TOOL, tmp_path/'empty', '--copy_to', tmp_path/'e/pub', module=None)  # nothing in runs/, nothing beside pub/
     assert r.returncode == 2 and 'no finished run of the default command' in r.stderr, r.stderr
 
 def test_lr_sweep_tool_names_and_publishes(tmp_path):

@@ -7,7 +7,7 @@ when README or the notebook's saved outputs disagree. Each `Run` remembers which
 import csv, json, re
 from pathlib import Path
 
-__all__ = ['Run', 'Markdown', 'md', 'pct', 'lr', 'mins', 'table', 'said', 'recipe_runs', 'reach', 'recipe_table']
+__all__ = ['Run', 'Markdown', 'md', 'pct', 'lr', 'mins', 'table', 'said', 'recipe_runs', 'reach', 'recipe_table', 'seed_runs', 'seed_spread', 'seed_table']
 
 reads = []  # every file a `Run` read, in order: `tools/check_figures.py` names them when a figure disagrees
 
@@ -133,3 +133,23 @@ def recipe_table(runs, course=None, link='results/'):
        "PNG − JPEG: `tools/jpeg_check.py` on the run's model, the same 4,000 test images (4 classes) as lossless PNG and as the JPEG copy we train on, accuracy with flip TTA "
        "(`jpeg_check.json` in the run's folder); Page's figures were measured on the lossless data. "
        + (f"Runs at 94 % or more (either figure): {said(hit)}." if hit else "No run here has reached 94 % yet.")])
+
+def seed_runs(root='..'):
+    "The default command's runs over seeds, one dict per run by seed: `results/default/seeds.csv` (`tools/seeds.py --copy_to results/default`)"
+    p = Path(root)/'results'/'default'/'seeds.csv'; reads.append(p)
+    return _csv(p)
+
+def seed_spread(rows):
+    "The test accuracy of `seed_runs` in %: n, mean, std (n-1; None for one run), min, max, and how many are over 90 %"
+    a = [100*float(o['test_accuracy']) for o in rows]; n = len(a); mean = sum(a)/n
+    return dict(n=n, mean=mean, std=(sum((x-mean)**2 for x in a)/(n-1))**.5 if n > 1 else None, min=min(a), max=max(a), over_90=sum(x > 90 for x in a))
+
+def seed_table(rows, link='results/'):
+    "The Markdown table of `seed_runs`: one row per run (linked to its report), then mean ± std, min and max; `link`: where results/ is from the page"
+    s = seed_spread(rows)
+    body = [[f"[`{o['run'].split('/')[-1]}`]({link}{o['run']}/report.md)", o['seed'], lr(o['lr_max']), pct(o['test_accuracy']),
+             pct(o['test_accuracy_flip_tta']) if o['test_accuracy_flip_tta'] else '–', f"{o['cpu']}, {o['precision']}"] for o in rows]
+    std = f" ± {s['std']:.2f}" if s['std'] is not None else ''
+    body.append([f"**{'mean ± std' if std else 'one run'}**", '', f"{lr(min(float(o['lr_max']) for o in rows))} – {lr(max(float(o['lr_max']) for o in rows))}" if len(rows) > 1 else '',
+                 f"**{s['mean']:.2f}{std}** (min {s['min']:.2f}, max {s['max']:.2f})" if std else f"**{s['mean']:.2f}**", '', f"{s['over_90']} of {s['n']} over 90 %"])
+    return table(['run', 'seed', '`lr_max` (range test, lowest/3)', 'test accuracy after epoch 24 (%)', 'with flip TTA (%)', 'CPU, precision'], body)

@@ -8,13 +8,18 @@ Each seed trains in `RUNS`/default-s<seed> exactly as `python -m cifar_fastai.tr
 `--reference`, if given, drawn on its curves). A folder holding `metrics.json` is done and skipped; one with a checkpoint
 goes on from it, so the command can be stopped and started again (`tools/ladder.py`'s `run_or_resume`). `--copy_to`
 copies everything a finished run wrote except `model.pkl` and checkpoints into `copy_to/<run>/`, and writes
-`copy_to/seeds.csv` from every run there, earlier ones included.
+`copy_to/seeds.csv` from every published run of the default command: those in `copy_to/`, earlier ones included, and those
+beside it (`results/run2-cutout8-lrdiv3`, trained with seed 42 before this tool existed). A run counts as the default command
+only if every training setting is `train`'s default (`is_default`): run 1 (Cutout 16, /10) and the proxies do not.
 """
-import json, shutil
+import json, shutil, inspect, math
 from pathlib import Path
 import pandas as pd
 from fastcore.script import call_parse
+from fastcore.basics import ifnone
 from cifar_fastai.core import CifarError, run_cli, atomic_write
+from cifar_fastai.recipes import RECIPES
+from cifar_fastai.train import train
 from ladder import run_or_resume
 
 KEEP_OUT = ('model.pkl', 'checkpoint.pth')  # large, and rebuilt by a run: never in the repository
@@ -28,19 +33,24 @@ def seed_runs(data:str, runs:str, seeds:list, precision:str='auto', reference:st
     return dirs
 
 def is_default(m:dict)->bool:
-    "Whether a run's `metrics.json` (`m`) comes from the default command: the course recipe, its LR from the range test, the whole training set"
-    return m.get('recipe', 'course') == 'course' and str(m.get('lr_max_from')).startswith('lr_find') and not m['args'].get('subset')
+    "Whether a run's `metrics.json` (`m`) comes from the default command: the course recipe with `train`'s defaults (24 epochs, bs 512, pct_start 5/24, Cutout 8, the range test's length and /3), its LR from the range test, the whole training set"
+    a, rc = m['args'], RECIPES['course']
+    dflt = {k: v.default for k, v in inspect.signature(train).parameters.items()}
+    same = lambda k, v: math.isclose(v, getattr(rc, k)) if isinstance(v, float) else v == getattr(rc, k)
+    return (m.get('recipe', 'course') == 'course' and str(m.get('lr_max_from')).startswith('lr_find') and not a.get('subset')
+            and all(same(k, ifnone(a.get(k), getattr(rc, k))) for k in ('epochs', 'pct_start', 'cutout'))  # None: the recipe's; older runs wrote the value
+            and all(a.get(k, dflt[k]) == dflt[k] for k in ('bs', 'lr_find_iters', 'lr_div', 'pil')))
 
-def seed_table(folder:str)->pd.DataFrame:
-    "One row per run folder of `folder` whose `metrics.json` comes from the default recipe with its LR from the range test, by seed: `seeds.csv`'s columns"
-    rows = []
-    for f in sorted(Path(folder).glob('*/metrics.json')):
+def seed_table(*folders)->pd.DataFrame:
+    "One row per run folder of `folders` whose `metrics.json` comes from the default command (`is_default`), by seed: `seeds.csv`'s columns; `run` is the folder's path from the first folder's parent"
+    rows, root = [], Path(folders[0]).parent
+    for f in sorted(f for d in folders for f in Path(d).glob('*/metrics.json')):
         m = json.loads(f.read_text())
         if not is_default(m): continue
-        rows.append(dict(run=f.parent.name, seed=m['args']['seed'], lr_max=m['lr_max'], lr_max_from=m['lr_max_from'], test_accuracy=m['test_accuracy'], epochs=m['epochs'],
+        rows.append(dict(run=f.parent.relative_to(root).as_posix(), seed=m['args']['seed'], lr_max=m['lr_max'], lr_max_from=m['lr_max_from'], test_accuracy=m['test_accuracy'], epochs=m['epochs'],
                          test_accuracy_flip_tta=m.get('test_accuracy_flip_tta'), precision=m['precision'], cpu=m['cpu']['model'],
                          per_epoch_s=m['seconds']['per_epoch'], resumed_after=m.get('resumed_after')))
-    if not rows: raise CifarError(f"no finished run of the default command in {folder}")
+    if not rows: raise CifarError(f"no finished run of the default command in {', '.join(map(str, folders))}")
     return pd.DataFrame(rows).sort_values('seed')
 
 def spread(df:pd.DataFrame)->dict:
@@ -49,11 +59,12 @@ def spread(df:pd.DataFrame)->dict:
     return dict(n=len(a), mean=a.mean(), std=a.std(ddof=1), min=a.min(), max=a.max(), over_90=int((a > 90).sum()))
 
 def copy_runs(runs:str, dest:str)->pd.DataFrame:
-    "Copy the finished default-command runs' artefacts (all but `KEEP_OUT`) from `runs` to `dest`, write `dest/seeds.csv` and return it"
+    "Copy the finished default-command runs' artefacts (all but `KEEP_OUT`) from `runs` to `dest`, write `dest/seeds.csv` (from `dest` and its siblings) and return it"
     for f in Path(runs).glob('*/metrics.json'):
         if not is_default(json.loads(f.read_text())): continue  # a proxy or other run: not published with the seeds
         shutil.copytree(f.parent, Path(dest)/f.parent.name, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*KEEP_OUT))
-    df = seed_table(dest)
+    df = seed_table(dest, Path(dest).parent)
+    Path(dest).mkdir(parents=True, exist_ok=True)  # none of `runs` copied, but a run beside `dest` counts
     atomic_write(Path(dest)/'seeds.csv', lambda t: df.to_csv(t, index=False))
     return df
 
@@ -69,7 +80,8 @@ def main(runs:str, # folder of the runs' folders (outside the repository: they h
     def go():
         if copy_to:
             df = copy_runs(runs, copy_to); print(df.to_string(index=False))
-            s = spread(df); print(f"test accuracy over {s['n']} runs: {s['mean']:.2f} ± {s['std']:.2f} % (min {s['min']:.2f}, max {s['max']:.2f}; {s['over_90']} over 90 %)")
+            s = spread(df); std = f" ± {s['std']:.2f}" if s['n'] > 1 else ''  # one run has no spread
+            print(f"test accuracy over {s['n']} run{'s'*(s['n'] > 1)}: {s['mean']:.2f}{std} % (min {s['min']:.2f}, max {s['max']:.2f}; {s['over_90']} over 90 %)")
             return
         try: vals = [int(v) for v in seeds.split(',') if v.strip()]
         except ValueError: raise CifarError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
