@@ -21,6 +21,7 @@ from cifar_fastai.core import CifarError, run_cli, atomic_write
 from cifar_fastai.recipes import RECIPES
 from cifar_fastai.train import train
 from ladder import run_or_resume
+from figures import seed_spread  # the same mean ± std, min, max and count over 90 % that README's table shows
 
 KEEP_OUT = ('model.pkl', 'checkpoint.pth')  # large, and rebuilt by a run: never in the repository
 
@@ -53,11 +54,6 @@ def seed_table(*folders)->pd.DataFrame:
     if not rows: raise CifarError(f"no finished run of the default command in {', '.join(map(str, folders))}")
     return pd.DataFrame(rows).sort_values('seed')
 
-def spread(df:pd.DataFrame)->dict:
-    "The test accuracy over the runs of `seed_table`, in %: n, mean, std (n-1; NaN for one run), min, max, and how many exceed 90 %"
-    a = 100*df.test_accuracy
-    return dict(n=len(a), mean=a.mean(), std=a.std(ddof=1), min=a.min(), max=a.max(), over_90=int((a > 90).sum()))
-
 def copy_runs(runs:str, dest:str)->pd.DataFrame:
     "Copy the finished default-command runs' artefacts (all but `KEEP_OUT`) from `runs` to `dest`, write `dest/seeds.csv` (from `dest` and its siblings) and return it"
     for f in Path(runs).glob('*/metrics.json'):
@@ -80,7 +76,7 @@ def main(runs:str, # folder of the runs' folders (outside the repository: they h
     def go():
         if copy_to:
             df = copy_runs(runs, copy_to); print(df.to_string(index=False))
-            s = spread(df); std = f" ± {s['std']:.2f}" if s['n'] > 1 else ''  # one run has no spread
+            s = seed_spread(df.to_dict('records')); std = f" ± {s['std']:.2f}" if s['std'] is not None else ''  # one run has no spread
             print(f"test accuracy over {s['n']} run{'s'*(s['n'] > 1)}: {s['mean']:.2f}{std} % (min {s['min']:.2f}, max {s['max']:.2f}; {s['over_90']} over 90 %)")
             return
         try: vals = [int(v) for v in seeds.split(',') if v.strip()]
