@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 
 # %% auto #0
 __all__ = ['lowest', 'rule_name', 'pick_lr', 'unsmooth', 'lowest_raw', 'rule_picks', 'pick_spread', 'plot_lr_spread',
-           'plateau_check', 'plot_lr_find']
+           'plateau_check', 'proxy_noise', 'plot_lr_find']
 
 # %% ../nbs/09a_lr_find.ipynb #d0507ac3
 def _named(f, label:str):
@@ -116,6 +116,14 @@ def plateau_check(picks:pd.DataFrame, # `rule_picks`: one row per range test, on
     worst = pd.Series({r: np.min([at(v) for v in picks[r].dropna()] or [np.nan]) for r in picks.columns})  # np.min: one NaN pick makes the rule NaN
     t = pd.DataFrame(dict(worst_pick_accuracy=worst, shortfall=y.max()-worst))
     return t.assign(on_plateau=[bool(s <= tol) if s==s else np.nan for s in t.shortfall])
+
+# %% ../nbs/09a_lr_find.ipynb #a967f9cc
+def proxy_noise(lrs, # the sweep's `lr_max` values, shape (n,)
+                accs, # their test accuracies, shape (n,), in any unit (the result is in the same)
+               )->pd.Series:
+    "Per LR trained more than once: the spread (max - min) of its accuracies, the proxy's noise from seed to seed; empty when no LR was repeated"
+    a = pd.Series(np.asarray(accs, float)).groupby(np.asarray(lrs, float))
+    return (a.max() - a.min())[a.size() > 1]
 
 # %% ../nbs/09a_lr_find.ipynb #bb703a30
 def plot_lr_find(lrs, # LRs of the range test
