@@ -285,7 +285,8 @@ def _learner(r:TrainRun, # the run, after `_start`; gets `learn`, its `log`, `sa
     dls = r.dls
     r.say(f"cifar_fastai: device {r.gpu}, precision {learn.precision} (asked: {r.precision}), channels_last; "
           f"CPU {cpu['model']}, {'native' if cpu['bf16_native'] else 'no native'} bf16, {torch.get_num_threads()} threads")
-    r.say(f"recipe {r.rc.name}: {r.rc.source}")
+    given = {k: r.args[k] for k in ('epochs', 'lr_max', 'pct_start', 'cutout') if r.args[k] is not None}  # what the command line set instead of the recipe
+    r.say(f"recipe {r.rc.name}: {r.rc.source}" + (f"; given instead: {', '.join(f'{k} {v:g}' for k, v in given.items())}" if given else ''))
     r.say(f"data: {len(dls.train_ds):,} train / {len(dls.valid_ds):,} test images, "
           f"{len(dls.train)} batches of {r.bs} per epoch; run folder {r.out}")
     r.say(f"data: per-image PIL pipeline, {dls.train.fake_l.num_workers} loader process(es)" if r.pil else
