@@ -187,3 +187,35 @@ def test_ladder_tool_runs_steps_skips_done_ones_and_collects(syn, tmp_path):
     assert df.test_acc.tolist() == [round(100*m[d]['test_accuracy'], 2) for d in ('baseline','ema')] and df.page_acc.tolist() == [94.1, 94.1]
     r = cli(LADDER_TOOL, runs, '--steps', 'ema,sgd', module=None)
     assert r.returncode == 2 and 'unknown ladder step(s) sgd' in r.stderr and r.stderr.count('\n') == 1, r.stderr
+
+VARIANTS_TOOL = Path(__file__).parents[1]/'tools/variants.py'
+
+def test_variants_tool_changes_what_it_names_and_publishes(syn, tmp_path):
+    "tools/variants.py: each variant is the course recipe with its one change (the optimizer's wd at every step, Cutout inside), trained, skipped when done, published"
+    import importlib.util, sys
+    sys.path.insert(0, str(VARIANTS_TOOL.parent))
+    spec = importlib.util.spec_from_file_location('variants', VARIANTS_TOOL); va = importlib.util.module_from_spec(spec); spec.loader.exec_module(va)
+    from cifar_fastai.recipes import RECIPES, recipe_dls, recipe_learner
+    from cifar_fastai.augment import Cutout
+    wds = {}
+    for name, r in (('course', RECIPES['course']), ('wd0', va.VARIANTS['wd0'][1]), ('wd0.1', va.VARIANTS['wd0.1'][1])):
+        learn = recipe_learner(recipe_dls(syn, r, bs=BS), r); hyp = Hyp()
+        with warnings.catch_warnings(): warnings.simplefilter('ignore'); learn.fit_one_cycle(1, 1e-3, cbs=hyp)
+        wds[name] = {wd for step in hyp.h for _,_,wd in step}
+    assert wds == {'course': {0.01}, 'wd0': {0.}, 'wd0.1': {0.1}}, wds  # fastai's Adam default, then each variant's, at every step
+    ci = [t for t in recipe_dls(syn, va.VARIANTS['cutout_inside'][1], bs=BS).train.after_batch.fs if isinstance(t, Cutout)]
+    assert len(ci) == 1 and ci[0].inside and ci[0].size == 8  # one Cutout, 8×8, inside (not the course's as well)
+    runs = tmp_path/'variants'
+    r = cli(VARIANTS_TOOL, runs, '--data', syn, '--variants', 'wd0', '--epochs', 1, '--subset', 1, '--bs', BS, module=None)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((runs/'wd0-lr0.004/metrics.json').read_text())
+    assert m['recipe'] == 'variant:wd0' and m['lr_max'] == 4e-3 and m['lr_max_from'] == 'given' and 'wd=0.0' in m['args']['recipe'], m
+    before = (runs/'wd0-lr0.004/metrics.json').stat().st_mtime_ns
+    r = cli(VARIANTS_TOOL, runs, '--data', syn, '--variants', 'wd0', '--epochs', 1, '--subset', 1, '--bs', BS, module=None)
+    assert r.returncode == 0 and 'wd0-lr0.004 done' in r.stdout and (runs/'wd0-lr0.004/metrics.json').stat().st_mtime_ns == before, r.stdout+r.stderr
+    r = cli(VARIANTS_TOOL, runs, '--copy_to', tmp_path/'pub', module=None)
+    df = pd.read_csv(tmp_path/'pub/variants.csv')
+    assert r.returncode == 0 and df.variant.tolist() == ['wd0'] and df.test_accuracy.tolist() == [m['test_accuracy']], r.stderr
+    assert not (tmp_path/'pub/wd0-lr0.004/model.pkl').exists() and (tmp_path/'pub/wd0-lr0.004/history.csv').exists()
+    r = cli(VARIANTS_TOOL, runs, '--variants', 'wd0,sgd', module=None)
+    assert r.returncode == 2 and 'unknown variant(s) sgd' in r.stderr and r.stderr.count('\n') == 1, r.stderr

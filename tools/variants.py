@@ -1,0 +1,84 @@
+"""Issue 17, "if a run misses": changes to the course recipe that stay in its frame (fastai's Adam, `fit_one_cycle(24, lr_max,
+pct_start=5/24)`, batch 512, pad/crop/flip/Cutout as a batch transform), each measured on the LR sweep's proxy (a 20 % subset,
+the whole test set, a fixed `lr_max`) against the unchanged recipe at the same `lr_max` (`results/lr_proxy`), one after the other.
+
+    python tools/variants.py /work/runs/variants --data ../shared/data/cifar10-jpeg.tgz --variants wd0,cutout_inside
+    python tools/variants.py /work/runs/variants --copy_to results/variants   # the finished runs' small artefacts and variants.csv
+
+`VARIANTS` names each change as a `Recipe` of `RECIPES['course']` with fields replaced. Each variant trains in
+`--runs`/<variant>-lr<lr_max> (-s<seed> for a seed other than 42), as `lr_sweep.py`'s runs do (same subset draw for seed 42):
+a folder holding `metrics.json` is done and skipped, one with a checkpoint goes on from it.
+"""
+import json, shutil, dataclasses
+from functools import partial
+from pathlib import Path
+import pandas as pd
+from fastcore.script import call_parse
+from cifar_fastai.core import CifarError, run_cli, atomic_write, BS
+from cifar_fastai.recipes import RECIPES, Adam  # ours first: its import of fastai silences torch's jit warning
+from ladder import run_or_resume  # tools/ladder.py: skip a finished folder, resume a checkpoint
+
+_course = RECIPES['course']
+VARIANTS = {  # name: (what it changes, the course recipe with it)
+    'wd0': ("Adam without weight decay (the reference: plain PyTorch Adam, wd 0; fastai's default is a decoupled 0.01)",
+            dataclasses.replace(_course, name='variant:wd0', opt_func=partial(Adam, wd=0.))),
+    'wd0.1': ("Adam with a decoupled weight decay of 0.1 (10× fastai's default)",
+              dataclasses.replace(_course, name='variant:wd0.1', opt_func=partial(Adam, wd=0.1))),
+    'cutout_inside': ("Cutout 8×8 always wholly inside the image (64 pixels hidden; the course's is centred anywhere and clipped: about 56)",
+                      dataclasses.replace(_course, name='variant:cutout_inside', cutout_inside=True)),
+}
+ARTEFACTS = ('metrics.json', 'history.csv', 'train.log', 'curves.png')
+
+def run_name(variant:str, lr:float, seed:int=42)->str: return f"{variant}-lr{lr:g}" + ('' if seed == 42 else f"-s{seed}")
+
+def run_variants(data:str, runs:str, names:list, lr:float=4e-3, subset:float=0.2, seed:int=42, precision:str='auto', epochs:int=None, bs:int=BS)->list:
+    "Train each variant of `names` on the proxy (see the module's doc); return the run folders"
+    if bad := [n for n in names if n not in VARIANTS]: raise CifarError(f"unknown variant(s) {', '.join(bad)}; the variants: {', '.join(VARIANTS)}")
+    dirs = []
+    for n in names:
+        d = Path(runs)/run_name(n, lr, seed); dirs.append(d)
+        run_or_resume(d, 'variants', f" ({VARIANTS[n][0]}), {epochs or VARIANTS[n][1].epochs} epochs on {subset} of the training images, lr_max {lr:g}",
+                      data=data, recipe=VARIANTS[n][1], subset=subset, seed=seed, lr_max=lr, precision=precision, epochs=epochs, bs=bs, bar=False)
+    return dirs
+
+def variant_table(folder:str)->pd.DataFrame:
+    "One row per finished variant run in `folder`"
+    rows = []
+    for f in sorted(Path(folder).glob('*/metrics.json')):
+        m = json.loads(f.read_text()); v = m.get('recipe', '').removeprefix('variant:')
+        if v not in VARIANTS: continue
+        rows.append(dict(run=f.parent.name, variant=v, change=VARIANTS[v][0], lr_max=m['lr_max'], seed=m['args']['seed'], n_train=m['n_train'],
+                         test_accuracy=m['test_accuracy'], test_accuracy_flip_tta=m.get('test_accuracy_flip_tta'), train_accuracy=m.get('train_accuracy'),
+                         precision=m['precision'], cpu=m['cpu']['model'], per_epoch_s=m['seconds']['per_epoch'], resumed_after=m.get('resumed_after')))
+    if not rows: raise CifarError(f"no finished variant run in {folder}")
+    return pd.DataFrame(rows)
+
+def copy_runs(runs:str, dest:str)->pd.DataFrame:
+    "Copy the finished variant runs' small artefacts from `runs` to `dest`, write `dest/variants.csv` and return it"
+    for f in Path(runs).glob('*/metrics.json'):
+        if json.loads(f.read_text()).get('recipe', '').removeprefix('variant:') not in VARIANTS: continue
+        (d := Path(dest)/f.parent.name).mkdir(parents=True, exist_ok=True)
+        for a in ARTEFACTS:
+            if (f.parent/a).exists(): shutil.copy2(f.parent/a, d/a)
+    df = variant_table(dest)
+    atomic_write(Path(dest)/'variants.csv', lambda t: df.to_csv(t, index=False))
+    return df
+
+@call_parse
+def main(runs:str, # folder of the variants' run folders (outside the repository: they hold checkpoints and models)
+         data:str=None, # CIFAR-10 folder or .tgz, as for `train`
+         variants:str='wd0,cutout_inside', # comma-separated names of `VARIANTS`, run in this order
+         lr:float=4e-3, # `lr_max` of every run (the proxy sweep's best, results/lr_proxy)
+         subset:float=0.2, # fraction (<=1) or number (>1) of training images
+         seed:int=42, # seed of every run (weights, augmentation, the subset)
+         precision:str='auto', # as for `train`
+         epochs:int=None, # epochs of each run; None: the recipe's 24 (fewer: not the proxy of results/lr_proxy, for trying the tool)
+         bs:int=BS, # batch size
+         copy_to:str=None, # instead of training: copy the finished runs' artefacts here and write its variants.csv
+        ):
+    "Run changes of the course recipe on the LR sweep's proxy, or publish the finished runs"
+    def go():
+        if copy_to: print(copy_runs(runs, copy_to).to_string(index=False)); return
+        if lr <= 0: raise CifarError(f"--lr must be positive, got {lr}")
+        run_variants(data, runs, [n.strip() for n in variants.split(',') if n.strip()], lr, subset, seed, precision, epochs, bs)
+    run_cli(go)
