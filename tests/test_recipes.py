@@ -219,3 +219,24 @@ def test_variants_tool_changes_what_it_names_and_publishes(syn, tmp_path):
     assert not (tmp_path/'pub/wd0-lr0.004/model.pkl').exists() and (tmp_path/'pub/wd0-lr0.004/history.csv').exists()
     r = cli(VARIANTS_TOOL, runs, '--variants', 'wd0,sgd', module=None)
     assert r.returncode == 2 and 'unknown variant(s) sgd' in r.stderr and r.stderr.count('\n') == 1, r.stderr
+
+PAGE_REF = Path(__file__).parents[1]/'tools/page_reference.py'
+
+def test_page_reference_resumes_bit_for_bit(tmp_path):
+    "tools/page_reference.py (Page's loop, the control for our port): stopped after an epoch and resumed, it ends where the run in one go ends"
+    g = torch.Generator().manual_seed(0)
+    torch.save(dict(x=torch.randint(0, 256, (80, 3, 32, 32), dtype=torch.uint8, generator=g), y=torch.arange(80) % 10, n_train=64), tmp_path/'t.pt')
+    args = ['--tensors', tmp_path/'t.pt', '--epochs', 3, '--bs', 16, '--precision', 'fp32', '--device', 'cpu', '--seed', 1]
+    one, two = tmp_path/'one', tmp_path/'two'
+    assert cli(PAGE_REF, '--out', one, *args, module=None).returncode == 0
+    r = cli(PAGE_REF, '--out', two, *args, '--stop_after', 1, module=None)
+    assert r.returncode == 0 and len(json.loads((two/'history.json').read_text())['history']) == 1, r.stderr
+    r = cli(PAGE_REF, '--out', two, *args, '--resume', module=None)
+    assert r.returncode == 0 and 'resuming after epoch 1' in r.stdout, r.stderr
+    h1, h2 = (json.loads((d/'history.json').read_text())['history'] for d in (one, two))
+    key = lambda h: [(o['epoch'], o['lr'], o['train_loss'], o['train_acc'], o['test_acc_tta']) for o in h]
+    assert len(h1) == 3 and key(h1) == key(h2), (h1, h2)
+    c1, c2 = (torch.load(d/'checkpoint.pt', weights_only=False) for d in (one, two))
+    assert same(c1['model'], c2['model']) and same(c1['valid'], c2['valid']) and not same(c1['model'], c1['valid'])  # the average is not the model
+    r = cli(PAGE_REF, '--out', two, *args[:-2], '--seed', 2, '--resume', module=None)
+    assert r.returncode == 2 and 'other arguments' in r.stderr and r.stderr.count('\n') == 1, r.stderr

@@ -4,6 +4,7 @@ fastai port (issue 18): the same data, machine and precision through Page's own 
 reaches more, the port differs somewhere.
 
     python tools/page_reference.py --data ../shared/data/cifar10-jpeg.tgz --out /work/runs/page-ref --epochs 10 --precision bf16
+    python tools/page_reference.py --data ../shared/data/cifar10-jpeg.tgz --out /work/runs/page-ref --epochs 10 --precision bf16 --resume   # after a stop
 
 What is Page's and kept (github.com/davidcpage/cifar10-fast, `new_dawn.py`, `torch_backend.py`, `core.py`): his
 normalisation constants; reflect padding once, then per epoch a random crop and flip, each drawn from at most 200
@@ -113,8 +114,19 @@ def main(a):
     bs, n_iter = a.bs, len(xt)//a.bs
     knots, vals = [0, a.epochs/5, a.epochs - 2], [0, 1.0, 0.1]
     amp = dict(device_type=dev.type, dtype=torch.bfloat16 if a.precision=='bf16' else torch.float16, enabled=a.precision!='fp32')
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True); hist, step, n_ema, t0 = [], 0, 0, time.time()
-    for ep in range(a.stop_after or a.epochs):  # the schedule is the `--epochs` one, even when stopped early
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True); hist, step, n_ema, t0, start = [], 0, 0, time.time(), 0
+    ck = out/'checkpoint.pt'
+    if a.resume:  # everything the next epoch reads: both models (and whether the average has left training mode), velocities, counters, RNGs
+        if not ck.exists(): print(f"page_reference: error: --resume: no {ck}", file=sys.stderr); sys.exit(2)
+        st = torch.load(ck, map_location=dev, weights_only=False)
+        if st['args'] != _same(vars(a)): print(f"page_reference: error: --resume with other arguments than the checkpoint's: {st['args']}", file=sys.stderr); sys.exit(2)
+        model.load_state_dict(st['model']); valid_model.train(st['valid_training']); valid_model.load_state_dict(st['valid'])  # its mode first: leaving training collates
+        for vs, saved in zip(vel, st['vel']):
+            for v, w in zip(vs, saved): v.copy_(w)
+        hist, step, n_ema, start = st['hist'], st['step'], st['n_ema'], st['epoch']
+        g.set_state(st['g']); torch.set_rng_state(st['rng']); t0 -= hist[-1]['total_s'] if hist else 0
+        print(f"resuming after epoch {start}", flush=True)
+    for ep in range(start, a.stop_after or a.epochs):  # the schedule is the `--epochs` one, even when stopped early
         model.train(); tl, tc, tn, te = 0., 0, 0, time.time()
         for xb, yb in batches(xt, yt, bs, g):
             with torch.autocast(**amp): logits = model(xb)
@@ -139,6 +151,11 @@ def main(a):
         h = dict(epoch=ep+1, lr=lr, train_loss=tl/tn, train_acc=tc/tn, test_acc_tta=correct/len(xv), train_s=round(t_train,1), total_s=round(time.time()-t0,1))
         hist.append(h); print(json.dumps(h), flush=True)
         (out/'history.json').write_text(json.dumps(dict(args=vars(a), device=str(dev), torch=torch.__version__, history=hist), indent=1))
+        torch.save(dict(args=_same(vars(a)), epoch=ep+1, model=model.state_dict(), valid=valid_model.state_dict(), valid_training=valid_model.training,
+                        vel=vel, hist=hist, step=step, n_ema=n_ema, g=g.get_state(), rng=torch.get_rng_state()), str(ck)+'.tmp')
+        Path(str(ck)+'.tmp').replace(ck)  # a kill while saving leaves the previous checkpoint whole
+
+def _same(args:dict)->dict: return {k: v for k, v in args.items() if k not in ('resume', 'stop_after', 'device')}  # what a resume must not change
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -148,6 +165,7 @@ if __name__ == '__main__':
     p.add_argument('--stop_after', type=int, default=0, help="stop after this many epochs of the --epochs schedule (0: all)")
     p.add_argument('--seed', type=int, default=0); p.add_argument('--subset', type=int, default=0, help="train on this many images (0: all)")
     p.add_argument('--precision', choices=('fp32','bf16','fp16'), default='bf16'); p.add_argument('--device')
+    p.add_argument('--resume', action='store_true', help="continue from --out's checkpoint.pt (written after every epoch), with the same arguments")
     a = p.parse_args()
     if not (a.data or a.tensors): print("page_reference: error: pass --data or --tensors", file=sys.stderr); sys.exit(2)
     main(a)
