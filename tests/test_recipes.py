@@ -197,6 +197,12 @@ def test_variants_tool_changes_what_it_names_and_publishes(syn, tmp_path):
     spec = importlib.util.spec_from_file_location('variants', VARIANTS_TOOL); va = importlib.util.module_from_spec(spec); spec.loader.exec_module(va)
     from cifar_fastai.recipes import RECIPES, recipe_dls, recipe_learner
     from cifar_fastai.augment import Cutout
+    assert [va.run_name('wd0', 4e-3), va.run_name('wd0', 0, 1, 1), va.run_name('wd0', 4e-3, 43, 0.2)] == ['wd0-lr0.004', 'wd0-lrfind-full-s1', 'wd0-lr0.004-s43']
+    calls, keep = [], va.run_or_resume
+    va.run_or_resume = lambda d, tag, what, **kw: calls.append((d.name, kw))
+    try: va.run_variants(syn, tmp_path/'v', ['wd0.1'], lr=0, subset=1, seed=1)  # a full run: the default command with the change
+    finally: va.run_or_resume = keep
+    assert calls[0][0] == 'wd0.1-lrfind-full-s1' and calls[0][1]['lr_max'] is None and calls[0][1]['subset'] is None and calls[0][1]['recipe'].name == 'variant:wd0.1', calls
     wds = {}
     for name, r in (('course', RECIPES['course']), ('wd0', va.VARIANTS['wd0'][1]), ('wd0.1', va.VARIANTS['wd0.1'][1])):
         learn = recipe_learner(recipe_dls(syn, r, bs=BS), r); hyp = Hyp()
@@ -208,15 +214,15 @@ def test_variants_tool_changes_what_it_names_and_publishes(syn, tmp_path):
     runs = tmp_path/'variants'
     r = cli(VARIANTS_TOOL, runs, '--data', syn, '--variants', 'wd0', '--epochs', 1, '--subset', 1, '--bs', BS, module=None)
     assert r.returncode == 0, r.stderr
-    m = json.loads((runs/'wd0-lr0.004/metrics.json').read_text())
+    m = json.loads((runs/'wd0-lr0.004-full/metrics.json').read_text())
     assert m['recipe'] == 'variant:wd0' and m['lr_max'] == 4e-3 and m['lr_max_from'] == 'given' and 'wd=0.0' in m['args']['recipe'], m
-    before = (runs/'wd0-lr0.004/metrics.json').stat().st_mtime_ns
+    before = (runs/'wd0-lr0.004-full/metrics.json').stat().st_mtime_ns
     r = cli(VARIANTS_TOOL, runs, '--data', syn, '--variants', 'wd0', '--epochs', 1, '--subset', 1, '--bs', BS, module=None)
-    assert r.returncode == 0 and 'wd0-lr0.004 done' in r.stdout and (runs/'wd0-lr0.004/metrics.json').stat().st_mtime_ns == before, r.stdout+r.stderr
+    assert r.returncode == 0 and 'wd0-lr0.004-full done' in r.stdout and (runs/'wd0-lr0.004-full/metrics.json').stat().st_mtime_ns == before, r.stdout+r.stderr
     r = cli(VARIANTS_TOOL, runs, '--copy_to', tmp_path/'pub', module=None)
     df = pd.read_csv(tmp_path/'pub/variants.csv')
     assert r.returncode == 0 and df.variant.tolist() == ['wd0'] and df.test_accuracy.tolist() == [m['test_accuracy']], r.stderr
-    assert not (tmp_path/'pub/wd0-lr0.004/model.pkl').exists() and (tmp_path/'pub/wd0-lr0.004/history.csv').exists()
+    assert not (tmp_path/'pub/wd0-lr0.004-full/model.pkl').exists() and (tmp_path/'pub/wd0-lr0.004-full/history.csv').exists()
     r = cli(VARIANTS_TOOL, runs, '--variants', 'wd0,sgd', module=None)
     assert r.returncode == 2 and 'unknown variant(s) sgd' in r.stderr and r.stderr.count('\n') == 1, r.stderr
 

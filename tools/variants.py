@@ -4,9 +4,10 @@ the whole test set, a fixed `lr_max`) against the unchanged recipe at the same `
 
     python tools/variants.py /work/runs/variants --data ../shared/data/cifar10-jpeg.tgz --variants wd0,cutout_inside
     python tools/variants.py /work/runs/variants --copy_to results/variants   # the finished runs' small artefacts and variants.csv
+    python tools/variants.py /work/runs/variants --data ../shared/data/cifar10-jpeg.tgz --variants wd0.1 --subset 1 --lr 0 --seed 1   # a full run: the default command with the change
 
 `VARIANTS` names each change as a `Recipe` of `RECIPES['course']` with fields replaced. Each variant trains in
-`--runs`/<variant>-lr<lr_max> (-s<seed> for a seed other than 42), as `lr_sweep.py`'s runs do (same subset draw for seed 42):
+`--runs`/`run_name(…)` (wd0.1-lr0.004, wd0.1-lrfind-full-s1, …), as `lr_sweep.py`'s runs do (same subset draw for seed 42):
 a folder holding `metrics.json` is done and skipped, one with a checkpoint goes on from it.
 """
 import json, shutil, dataclasses
@@ -29,16 +30,19 @@ VARIANTS = {  # name: (what it changes, the course recipe with it)
 }
 ARTEFACTS = ('metrics.json', 'history.csv', 'train.log', 'curves.png')
 
-def run_name(variant:str, lr:float, seed:int=42)->str: return f"{variant}-lr{lr:g}" + ('' if seed == 42 else f"-s{seed}")
+def run_name(variant:str, lr:float, seed:int=42, subset:float=0.2)->str:
+    "wd0.1-lr0.004 on the proxy; -lrfind where the range test picks `lr_max` (`lr` 0); -full on every training image; -s<seed> for a seed other than 42"
+    return f"{variant}-" + (f"lr{lr:g}" if lr else 'lrfind') + ('-full' if subset in (None, 1) else '') + ('' if seed == 42 else f"-s{seed}")
 
 def run_variants(data:str, runs:str, names:list, lr:float=4e-3, subset:float=0.2, seed:int=42, precision:str='auto', epochs:int=None, bs:int=BS)->list:
     "Train each variant of `names` on the proxy (see the module's doc); return the run folders"
     if bad := [n for n in names if n not in VARIANTS]: raise CifarError(f"unknown variant(s) {', '.join(bad)}; the variants: {', '.join(VARIANTS)}")
     dirs = []
     for n in names:
-        d = Path(runs)/run_name(n, lr, seed); dirs.append(d)
-        run_or_resume(d, 'variants', f" ({VARIANTS[n][0]}), {epochs or VARIANTS[n][1].epochs} epochs on {subset} of the training images, lr_max {lr:g}",
-                      data=data, recipe=VARIANTS[n][1], subset=subset, seed=seed, lr_max=lr, precision=precision, epochs=epochs, bs=bs, bar=False)
+        d = Path(runs)/run_name(n, lr, seed, subset); dirs.append(d)
+        run_or_resume(d, 'variants', f" ({VARIANTS[n][0]}), {epochs or VARIANTS[n][1].epochs} epochs on {subset or 1} of the training images, "
+                      + (f"lr_max {lr:g}" if lr else "lr_max from the LR range test"),
+                      data=data, recipe=VARIANTS[n][1], subset=None if subset == 1 else subset, seed=seed, lr_max=lr or None, precision=precision, epochs=epochs, bs=bs, bar=False)
     return dirs
 
 def variant_table(folder:str)->pd.DataFrame:
@@ -47,7 +51,7 @@ def variant_table(folder:str)->pd.DataFrame:
     for f in sorted(Path(folder).glob('*/metrics.json')):
         m = json.loads(f.read_text()); v = m.get('recipe', '').removeprefix('variant:')
         if v not in VARIANTS: continue
-        rows.append(dict(run=f.parent.name, variant=v, change=VARIANTS[v][0], lr_max=m['lr_max'], seed=m['args']['seed'], n_train=m['n_train'],
+        rows.append(dict(run=f.parent.name, variant=v, change=VARIANTS[v][0], lr_max=m['lr_max'], lr_max_from=m['lr_max_from'], seed=m['args']['seed'], n_train=m['n_train'],
                          test_accuracy=m['test_accuracy'], test_accuracy_flip_tta=m.get('test_accuracy_flip_tta'), train_accuracy=m.get('train_accuracy'),
                          precision=m['precision'], cpu=m['cpu']['model'], per_epoch_s=m['seconds']['per_epoch'], resumed_after=m.get('resumed_after')))
     if not rows: raise CifarError(f"no finished variant run in {folder}")
@@ -68,8 +72,8 @@ def copy_runs(runs:str, dest:str)->pd.DataFrame:
 def main(runs:str, # folder of the variants' run folders (outside the repository: they hold checkpoints and models)
          data:str=None, # CIFAR-10 folder or .tgz, as for `train`
          variants:str='wd0,cutout_inside', # comma-separated names of `VARIANTS`, run in this order
-         lr:float=4e-3, # `lr_max` of every run (the proxy sweep's best, results/lr_proxy)
-         subset:float=0.2, # fraction (<=1) or number (>1) of training images
+         lr:float=4e-3, # `lr_max` of every run (the proxy sweep's best, results/lr_proxy); 0: the LR range test picks it, as in the default command
+         subset:float=0.2, # fraction (<=1) or number (>1) of training images; 1: all of them (a full run, to confirm a proxy's finding)
          seed:int=42, # seed of every run (weights, augmentation, the subset)
          precision:str='auto', # as for `train`
          epochs:int=None, # epochs of each run; None: the recipe's 24 (fewer: not the proxy of results/lr_proxy, for trying the tool)
@@ -79,6 +83,6 @@ def main(runs:str, # folder of the variants' run folders (outside the repository
     "Run changes of the course recipe on the LR sweep's proxy, or publish the finished runs"
     def go():
         if copy_to: print(copy_runs(runs, copy_to).to_string(index=False)); return
-        if lr <= 0: raise CifarError(f"--lr must be positive, got {lr}")
+        if lr < 0: raise CifarError(f"--lr must be positive, or 0 for the LR range test, got {lr}")
         run_variants(data, runs, [n.strip() for n in variants.split(',') if n.strip()], lr, subset, seed, precision, epochs, bs)
     run_cli(go)
