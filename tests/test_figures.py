@@ -149,7 +149,8 @@ def test_lr_sweep_tool_names_and_publishes(tmp_path):
         (d/'metrics.json').write_text(json.dumps({**m, 'lr_max': lr, 'lr_max_from': 'given', 'test_accuracy': acc, 'args': {**m['args'], 'seed': s, 'subset': .2}}))
         (d/'model.pkl').write_bytes(b'x')
     (d := runs/'ranged').mkdir(); (d/'metrics.json').write_text(json.dumps(m))  # its LR from the range test: not a point of the sweep
+    (d := runs/'wd0-lr0.004').mkdir(); (d/'metrics.json').write_text(json.dumps({**m, 'lr_max': 4e-3, 'lr_max_from': 'given', 'recipe': 'variant:wd0'}))  # another recipe (tools/variants.py's)
     df = sw.copy_runs(runs, tmp_path/'pub')
     assert df.run.tolist() == ['proxy-lr0.004', 'proxy-lr0.004-s43', 'proxy-lr0.008'] and df.seed.tolist() == [42, 43, 42]
     assert pd.read_csv(tmp_path/'pub/proxy.csv').test_accuracy.tolist() == [.82, .815, .81]
-    assert not (tmp_path/'pub/proxy-lr0.004/model.pkl').exists() and not (tmp_path/'pub/ranged').exists()
+    assert not (tmp_path/'pub/proxy-lr0.004/model.pkl').exists() and not (tmp_path/'pub/ranged').exists() and not (tmp_path/'pub/wd0-lr0.004').exists()

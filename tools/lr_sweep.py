@@ -47,16 +47,26 @@ def proxy_table(folder:str)->pd.DataFrame:
     if not rows: raise CifarError(f"no finished proxy run in {folder}")
     return pd.DataFrame(rows).sort_values(['lr_max', 'seed'])
 
-def copy_runs(runs:str, dest:str)->pd.DataFrame:
-    "Copy the finished runs' small artefacts from `runs` to `dest`, write `dest/proxy.csv` and return it"
+def publish(runs:str, # folder of run folders
+            dest:str, # where the copies go, one folder per run, and the CSV
+            keep, # `keep(metrics)`: is this finished run (its metrics.json as a dict) one to publish?
+            table, # `table(dest)`: the CSV's DataFrame, from what `dest` holds (earlier copies included)
+            csv:str, # the CSV's name in `dest`
+           )->pd.DataFrame:
+    "Copy the small artefacts (`ARTEFACTS`, never the model) of each finished run of `runs` that `keep` accepts to `dest/<run>/`; write and return the CSV"
     for f in Path(runs).glob('*/metrics.json'):
-        if json.loads(f.read_text()).get('lr_max_from') != 'given': continue  # a run with its LR from a range test is no point of the sweep
+        if not keep(json.loads(f.read_text())): continue
         (d := Path(dest)/f.parent.name).mkdir(parents=True, exist_ok=True)
         for a in ARTEFACTS:
             if (f.parent/a).exists(): shutil.copy2(f.parent/a, d/a)
-    df = proxy_table(dest)
-    atomic_write(Path(dest)/'proxy.csv', lambda t: df.to_csv(t, index=False))
+    df = table(dest)
+    atomic_write(Path(dest)/csv, lambda t: df.to_csv(t, index=False))
     return df
+
+def copy_runs(runs:str, dest:str)->pd.DataFrame:
+    "Copy the finished runs' small artefacts from `runs` to `dest`, write `dest/proxy.csv` and return it"
+    # a run with its LR from a range test is no point of the sweep, nor one of another recipe (tools/variants.py's)
+    return publish(runs, dest, lambda m: m.get('lr_max_from') == 'given' and m.get('recipe', 'course') == 'course', proxy_table, 'proxy.csv')
 
 @call_parse
 def main(runs:str, # folder of the sweep's run folders (outside the repository: they hold checkpoints and models)

@@ -10,14 +10,15 @@ the whole test set, a fixed `lr_max`) against the unchanged recipe at the same `
 `--runs`/`run_name(…)` (wd0.1-lr0.004, wd0.1-lrfind-full-s1, …), as `lr_sweep.py`'s runs do (same subset draw for seed 42):
 a folder holding `metrics.json` is done and skipped, one with a checkpoint goes on from it.
 """
-import json, shutil, dataclasses
+import json, dataclasses
 from functools import partial
 from pathlib import Path
 import pandas as pd
 from fastcore.script import call_parse
-from cifar_fastai.core import CifarError, run_cli, atomic_write, BS
+from cifar_fastai.core import CifarError, run_cli, BS
 from cifar_fastai.recipes import RECIPES, Adam  # ours first: its import of fastai silences torch's jit warning
 from ladder import run_or_resume  # tools/ladder.py: skip a finished folder, resume a checkpoint
+from lr_sweep import publish  # tools/lr_sweep.py: copy finished runs' small artefacts, write their CSV
 
 _course = RECIPES['course']
 VARIANTS = {  # name: (what it changes, the course recipe with it)
@@ -28,7 +29,8 @@ VARIANTS = {  # name: (what it changes, the course recipe with it)
     'cutout_inside': ("Cutout 8×8 always wholly inside the image (64 pixels hidden; the course's is centred anywhere and clipped: about 56)",
                       dataclasses.replace(_course, name='variant:cutout_inside', cutout_inside=True)),
 }
-ARTEFACTS = ('metrics.json', 'history.csv', 'train.log', 'curves.png')
+
+def _variant(m:dict)->str: return m.get('recipe', '').removeprefix('variant:')  # a run's variant, from its metrics.json
 
 def run_name(variant:str, lr:float, seed:int=42, subset:float=0.2)->str:
     "wd0.1-lr0.004 on the proxy; -lrfind where the range test picks `lr_max` (`lr` 0); -full on every training image; -s<seed> for a seed other than 42"
@@ -49,7 +51,7 @@ def variant_table(folder:str)->pd.DataFrame:
     "One row per finished variant run in `folder`"
     rows = []
     for f in sorted(Path(folder).glob('*/metrics.json')):
-        m = json.loads(f.read_text()); v = m.get('recipe', '').removeprefix('variant:')
+        m = json.loads(f.read_text()); v = _variant(m)
         if v not in VARIANTS: continue
         rows.append(dict(run=f.parent.name, variant=v, change=VARIANTS[v][0], lr_max=m['lr_max'], lr_max_from=m['lr_max_from'], seed=m['args']['seed'], n_train=m['n_train'],
                          test_accuracy=m['test_accuracy'], test_accuracy_flip_tta=m.get('test_accuracy_flip_tta'), train_accuracy=m.get('train_accuracy'),
@@ -59,14 +61,7 @@ def variant_table(folder:str)->pd.DataFrame:
 
 def copy_runs(runs:str, dest:str)->pd.DataFrame:
     "Copy the finished variant runs' small artefacts from `runs` to `dest`, write `dest/variants.csv` and return it"
-    for f in Path(runs).glob('*/metrics.json'):
-        if json.loads(f.read_text()).get('recipe', '').removeprefix('variant:') not in VARIANTS: continue
-        (d := Path(dest)/f.parent.name).mkdir(parents=True, exist_ok=True)
-        for a in ARTEFACTS:
-            if (f.parent/a).exists(): shutil.copy2(f.parent/a, d/a)
-    df = variant_table(dest)
-    atomic_write(Path(dest)/'variants.csv', lambda t: df.to_csv(t, index=False))
-    return df
+    return publish(runs, dest, lambda m: _variant(m) in VARIANTS, variant_table, 'variants.csv')
 
 @call_parse
 def main(runs:str, # folder of the variants' run folders (outside the repository: they hold checkpoints and models)
