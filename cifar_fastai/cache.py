@@ -25,7 +25,8 @@ def _fingerprint(path:Path, files, size:int=IMG_SIZE)->str:
     "Hash of every image's relative path, size and modification time, and of the side `size` they are read at"
     h = hashlib.sha1(f'{size}\n'.encode())
     for f in files:
-        st = f.stat()
+        try: st = f.stat()
+        except OSError as e: raise CifarError(f"cannot read {f}: {e.strerror or e}") from None  # e.g. a link to a file that is gone
         h.update(os.fsencode(f.relative_to(path)) + f'|{st.st_size}|{st.st_mtime_ns}\n'.encode())  # fsencode: any name the file system holds, not only UTF-8
     return h.hexdigest()
 

@@ -68,6 +68,7 @@ def predict(model_path:Path, # a `model.pkl` written by `train`
            )->list:
     "For each image a dict: `image`, `top` (`topk` of {'class','prob'}) and `gradcam` (a PNG), or `error` when it cannot be read"
     if not (isinstance(topk, int) and topk >= 1): raise CifarError(f"topk must be a whole number >= 1, got {topk}")
+    if not max_pixels > 0: raise CifarError(f"max_pixels must be > 0, got {max_pixels}")
     learn = load_cifar_learner(model_path, precision)
     vocab = [str(v) for v in learn.dls.vocab]
     out = Path(gradcam) if gradcam is not None else None

@@ -89,7 +89,7 @@ def _machine(dev:torch.device)->tuple:
     cpu = cpu_info() | dict(bf16_native=cpu_bf16_native()); cpu['flags'] = sorted(f for f in cpu['flags'] if 'avx' in f or 'amx' in f or f=='bf16')
     return cpu, f"cuda ({torch.cuda.get_device_name(dev)})" if dev.type=='cuda' else "cpu (no CUDA)"
 
-def _check_args(epochs, bs, lr_max, pct_start, subset, lr_find_iters, lr_div):
+def _check_args(epochs, bs, lr_max, pct_start, subset, lr_find_iters, lr_div, cutout=None, num_workers=None):
     if not (isinstance(epochs,int) and epochs>=1): raise CifarError(f"epochs must be a whole number >= 1, got {epochs}")
     if not (isinstance(bs,int) and bs>=1): raise CifarError(f"bs must be a whole number >= 1, got {bs}")
     if lr_max is not None and not (np.isfinite(lr_max) and lr_max>0): raise CifarError(f"lr_max must be > 0, got {lr_max}")
@@ -97,6 +97,8 @@ def _check_args(epochs, bs, lr_max, pct_start, subset, lr_find_iters, lr_div):
     if subset is not None and not subset>0: raise CifarError(f"subset must be a fraction in (0,1] or a count > 1, got {subset}")
     if lr_max is None and lr_find_iters<10: raise CifarError(f"lr_find_iters must be >= 10 for a usable LR range test, got {lr_find_iters}")
     if lr_max is None and not (np.isfinite(lr_div) and lr_div>0): raise CifarError(f"lr_div must be > 0, got {lr_div}")
+    if cutout is not None and not (isinstance(cutout,int) and 0<=cutout<=32): raise CifarError(f"cutout must be a whole number from 0 (none) to 32 (the images' side), got {cutout}")
+    if num_workers is not None and not (isinstance(num_workers,int) and num_workers>=0): raise CifarError(f"num_workers must be a whole number >= 0, got {num_workers}")
 
 # %% ../nbs/10_train.ipynb #2472f6a1
 HPARAMS = ('recipe','epochs','bs','lr_max','pct_start','seed','subset','cutout','lr_find_iters','pil','precision')  # what a resume must not change silently; the recipe's values resolved
@@ -257,8 +259,9 @@ def _start(r:TrainRun, # the run: `train`'s arguments; gets `ref`, `dev`, `hp`, 
     "Check the arguments and the checkpoint to resume, seed, load the data and make the run folder: whatever can fail, fails before training"
     r.ref = read_reference(r.reference) if r.reference else None  # now: a bad file costs seconds, not a run
     if r.rc.sched!='one_cycle' and r.args['pct_start'] is not None: raise CifarError(f"--pct_start is for one-cycle recipes (course); the {r.rc.name} recipe's schedule is piecewise linear")
-    _check_args(r.epochs, r.bs, ifnone(r.lr_max, r.rc.lr_max), r.pct_start, r.subset, r.lr_find_iters, r.lr_div)
-    r.dev = torch.device(r.device) if r.device else default_device()
+    _check_args(r.epochs, r.bs, ifnone(r.lr_max, r.rc.lr_max), r.pct_start, r.subset, r.lr_find_iters, r.lr_div, r.cutout, r.num_workers)
+    try: r.dev = torch.device(r.device) if r.device else default_device()
+    except RuntimeError: raise CifarError(f"device must be one torch knows, such as cpu or cuda, got {r.device!r}") from None
     if r.dev.type=='cuda' and not torch.cuda.is_available(): raise CifarError("device cuda requested but CUDA is not available")
     r.hp = {k:getattr(r, k) for k in HPARAMS} | dict(recipe=r.rc.name, precision=resolve_precision(r.precision, r.dev))  # resolved: the recipe's values, what 'auto' means on this machine
     r.prev = _resume_state(r.resume, r.hp, r.force) if r.resume else None
@@ -314,6 +317,17 @@ def _restore(r:TrainRun, # the run, after `_learner`, with a checkpoint `prev`; 
     return r
 
 # %% ../nbs/10_train.ipynb #551d1268
+def _edge_pick(lrs, # LRs recorded by the range test
+               losses, # smoothed losses recorded by the range test
+               num_it:int, # planned length of the range test
+              )->tuple:
+    "`(first, last)` of the LRs `pick_lr` chooses from (trimmed as it trims, up to the first nan) if their lowest loss is at either end, else None"
+    lrs, losses = np.asarray(lrs, float)[num_it//10:-5], np.asarray(losses, float)[num_it//10:-5]
+    n = int(np.isnan(losses).argmax()) if np.isnan(losses).any() else len(losses)
+    if n == 0: return None
+    i = int(losses[:n].argmin())
+    return (float(lrs[0]), float(lrs[n-1])) if i in (0, n-1) else None  # an end: the curve has no bottom there to read
+
 def _lr_find(r:TrainRun, # the run, after `_learner`, without `lr_max`; gets `lr_max`, `how` and `t_find`
             ):
     "The LR range test: `lr_max` picked from its curve, which is saved as `lr_find.csv` and `lr_find.png`"
@@ -330,6 +344,9 @@ def _lr_find(r:TrainRun, # the run, after `_learner`, without `lr_max`; gets `lr
     atomic_write(r.out/'lr_find.csv', lambda t: pd.DataFrame(dict(lr=lrs, loss=losses)).to_csv(t, index=False))
     save_fig(r.out/'lr_find.png', plot_lr_find(lrs, losses, r.lr_max, how))
     r.say(f"LR range test: {len(lrs)} batches in {hms(r.t_find)}; lr_max = {r.lr_max:.2e} ({how})")
+    if how.startswith('lowest') and (e := _edge_pick(lrs, losses, r.lr_find_iters)):  # e.g. --lr_find_iters 10: 4 LRs kept, all far below the bottom
+        r.say(f"warning: the range test's lowest loss is at an end of the LRs it kept ({e[0]:.1e} to {e[1]:.1e}), so the curve shows no bottom and lr_max is a guess: "
+              "run a longer test (--lr_find_iters) or pass --lr_max")
     r.how = f'lr_find:{how}'
     return r
 

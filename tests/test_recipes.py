@@ -223,8 +223,13 @@ def test_variants_tool_changes_what_it_names_and_publishes(syn, tmp_path):
     df = pd.read_csv(tmp_path/'pub/variants.csv')
     assert r.returncode == 0 and df.variant.tolist() == ['wd0'] and df.test_accuracy.tolist() == [m['test_accuracy']], r.stderr
     assert not (tmp_path/'pub/wd0-lr0.004-full/model.pkl').exists() and (tmp_path/'pub/wd0-lr0.004-full/history.csv').exists()
-    r = cli(VARIANTS_TOOL, runs, '--variants', 'wd0,sgd', module=None)
-    assert r.returncode == 2 and 'unknown variant(s) sgd' in r.stderr and r.stderr.count('\n') == 1, r.stderr
+    for args, msg in ((['--variants', 'wd0,sgd'], 'unknown variant(s) sgd'), (['--variants', ''], 'no variant named'),
+                      (['--copy_to', tmp_path/'pub2'], f"{tmp_path/'missing'} is not a folder of runs")):
+        r = cli(VARIANTS_TOOL, tmp_path/'missing' if '--copy_to' in args else runs, *args, module=None)
+        assert r.returncode == 2 and msg in r.stderr and r.stderr.count('\n') == 1, (args, r.stderr)
+    (tmp_path/'afile').write_text('x')  # a file where the runs folder should be: one line, not a traceback
+    r = cli(VARIANTS_TOOL, tmp_path/'afile', '--data', syn, '--variants', 'wd0', '--epochs', 1, '--subset', 1, '--bs', BS, module=None)
+    assert r.returncode == 2 and 'cannot make the runs folder' in r.stderr and r.stderr.count('\n') == 1, r.stderr
 
 PAGE_REF = Path(__file__).parents[1]/'tools/page_reference.py'
 

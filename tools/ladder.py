@@ -36,7 +36,9 @@ def run_or_resume(d:Path, # the run folder
     "Train into `d`: nothing if it holds `metrics.json` (done), on from its checkpoint if it holds one, else afresh"
     if (d/'metrics.json').exists(): print(f"{tag}: {d.name} done", flush=True); return
     if (d/'checkpoint.pth').exists(): print(f"{tag}: {d.name} resumed", flush=True); train(resume=str(d), **kw); return
-    shutil.rmtree(d, ignore_errors=True); d.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(d, ignore_errors=True)
+    try: d.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise CifarError(f"cannot make the runs folder {d.parent}: {e.strerror or e}") from None  # e.g. a file of that name
     print(f"{tag}: {d.name}{what}", flush=True); train(out=str(d), **kw)
 
 def _steps(names:str=None)->list:

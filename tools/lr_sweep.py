@@ -54,6 +54,7 @@ def publish(runs:str, # folder of run folders
             csv:str, # the CSV's name in `dest`
            )->pd.DataFrame:
     "Copy the small artefacts (`ARTEFACTS`, never the model) of each finished run of `runs` that `keep` accepts to `dest/<run>/`; write and return the CSV"
+    if not Path(runs).is_dir(): raise CifarError(f"{runs} is not a folder of runs")
     for f in Path(runs).glob('*/metrics.json'):
         if not keep(json.loads(f.read_text())): continue
         (d := Path(dest)/f.parent.name).mkdir(parents=True, exist_ok=True)

@@ -39,10 +39,12 @@ def run_name(variant:str, lr:float, seed:int=42, subset:float=0.2)->str:
 def run_variants(data:str, runs:str, names:list, lr:float=4e-3, subset:float=0.2, seed:int=42, precision:str='auto', epochs:int=None, bs:int=BS)->list:
     "Train each variant of `names` on the proxy (see the module's doc); return the run folders"
     if bad := [n for n in names if n not in VARIANTS]: raise CifarError(f"unknown variant(s) {', '.join(bad)}; the variants: {', '.join(VARIANTS)}")
+    if not names: raise CifarError(f"no variant named; the variants: {', '.join(VARIANTS)}")
     dirs = []
     for n in names:
         d = Path(runs)/run_name(n, lr, seed, subset); dirs.append(d)
-        run_or_resume(d, 'variants', f" ({VARIANTS[n][0]}), {epochs or VARIANTS[n][1].epochs} epochs on {subset or 1} of the training images, "
+        imgs = f"{subset:g} training images" if subset > 1 else f"{subset:g} of the training images"
+        run_or_resume(d, 'variants', f" ({VARIANTS[n][0]}), {VARIANTS[n][1].epochs if epochs is None else epochs} epochs on {imgs}, "
                       + (f"lr_max {lr:g}" if lr else "lr_max from the LR range test"),
                       data=data, recipe=VARIANTS[n][1], subset=None if subset == 1 else subset, seed=seed, lr_max=lr or None, precision=precision, epochs=epochs, bs=bs, bar=False)
     return dirs
