@@ -204,11 +204,13 @@ def test_variants_tool_changes_what_it_names_and_publishes(syn, tmp_path):
     finally: va.run_or_resume = keep
     assert calls[0][0] == 'wd0.1-lrfind-full-s1' and calls[0][1]['lr_max'] is None and calls[0][1]['subset'] is None and calls[0][1]['recipe'].name == 'variant:wd0.1', calls
     wds = {}
-    for name, r in (('course', RECIPES['course']), ('wd0', va.VARIANTS['wd0'][1]), ('wd0.1', va.VARIANTS['wd0.1'][1])):
+    for name, r in (('course', RECIPES['course']), *((n, va.VARIANTS[n][1]) for n in ('wd0', 'wd0.1', 'ref_adam'))):
         learn = recipe_learner(recipe_dls(syn, r, bs=BS), r); hyp = Hyp()
         with warnings.catch_warnings(): warnings.simplefilter('ignore'); learn.fit_one_cycle(1, 1e-3, cbs=hyp)
         wds[name] = {wd for step in hyp.h for _,_,wd in step}
-    assert wds == {'course': {0.01}, 'wd0': {0.}, 'wd0.1': {0.1}}, wds  # fastai's Adam default, then each variant's, at every step
+        if name in ('course', 'ref_adam'): wds[name+' (sqr_mom, eps)'] = {(h['sqr_mom'], h['eps']) for h in learn.opt.hypers}
+    assert wds == {'course': {0.01}, 'wd0': {0.}, 'wd0.1': {0.1}, 'ref_adam': {0.}, 'course (sqr_mom, eps)': {(0.99, 1e-5)},
+                   'ref_adam (sqr_mom, eps)': {(0.999, 1e-8)}}, wds  # fastai's Adam defaults, then each variant's, at every step
     ci = [t for t in recipe_dls(syn, va.VARIANTS['cutout_inside'][1], bs=BS).train.after_batch.fs if isinstance(t, Cutout)]
     assert len(ci) == 1 and ci[0].inside and ci[0].size == 8  # one Cutout, 8×8, inside (not the course's as well)
     runs = tmp_path/'variants'
