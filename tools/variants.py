@@ -45,7 +45,7 @@ def run_variants(data:str, runs:str, names:list, lr:float=4e-3, subset:float=0.2
     dirs = []
     for n in names:
         d = Path(runs)/run_name(n, lr, seed, subset); dirs.append(d)
-        imgs = f"{subset:g} training images" if subset > 1 else f"{subset:g} of the training images"
+        imgs = 'all the training images' if subset in (None, 1) else f"{subset:g} training images" if subset > 1 else f"{subset:g} of the training images"
         run_or_resume(d, 'variants', f" ({VARIANTS[n][0]}), {VARIANTS[n][1].epochs if epochs is None else epochs} epochs on {imgs}, "
                       + (f"lr_max {lr:g}" if lr else "lr_max from the LR range test"),
                       data=data, recipe=VARIANTS[n][1], subset=None if subset == 1 else subset, seed=seed, lr_max=lr or None, precision=precision, epochs=epochs, bs=bs, bar=False)
