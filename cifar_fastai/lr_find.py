@@ -12,8 +12,8 @@ with warnings.catch_warnings():  # fastai's import on torch>=2.10 says `torch.ji
 import matplotlib.pyplot as plt
 
 # %% auto #0
-__all__ = ['lowest', 'rule_name', 'pick_lr', 'unsmooth', 'lowest_raw', 'rule_picks', 'pick_spread', 'plot_lr_spread',
-           'plateau_check', 'proxy_noise', 'plot_lr_find']
+__all__ = ['lowest', 'rule_name', 'kept_curve', 'pick_lr', 'unsmooth', 'lowest_raw', 'rule_picks', 'pick_spread',
+           'plot_lr_spread', 'plateau_check', 'proxy_noise', 'plot_lr_find']
 
 # %% ../nbs/09a_lr_find.ipynb #d0507ac3
 def _named(f, label:str):
@@ -33,15 +33,22 @@ def rule_name(f, # a suggestion function: fastai's (`valley`, a `partial` of one
     return getattr(f, 'label', None) or (f.func.__name__ if isinstance(f, partial) else f.__name__)
 
 # %% ../nbs/09a_lr_find.ipynb #25930885
+def kept_curve(lrs, # LRs recorded by the range test
+               losses, # smoothed losses recorded by the range test
+               num_it:int, # planned length of the range test
+              )->tuple:
+    "The part of the curve the rules read, as two float tensors: without its first `num_it//10` and last 5 batches (as fastai trims), up to the first nan"
+    lrs, losses = (torch.tensor([float(o) for o in x])[num_it//10:-5] for x in (lrs, losses))
+    ok = ~torch.isnan(losses).cumsum(0).bool()  # stop at the first nan
+    return lrs[ok], losses[ok]
+
 def pick_lr(lrs, # LRs recorded by the range test
             losses, # smoothed losses recorded by the range test
             num_it:int, # planned length of the range test
             funcs=None, # suggestion functions, in order of preference; None: `lowest()`, then `valley`, then `steep`
            ):
     "The first usable suggestion of `funcs` for this range test, as `(lr, name)`; `(None, None)` if none works"
-    lrs, losses = (torch.tensor([float(o) for o in x])[num_it//10:-5] for x in (lrs, losses))  # trimmed as fastai does
-    ok = ~torch.isnan(losses).cumsum(0).bool()  # stop at the first nan
-    lrs, losses = lrs[ok], losses[ok]
+    lrs, losses = kept_curve(lrs, losses, num_it)
     for f in ifnone(funcs, (lowest(), valley, steep)):
         try: lr,_ = f(lrs, losses, num_it)
         except Exception: continue

@@ -321,12 +321,10 @@ def _edge_pick(lrs, # LRs recorded by the range test
                losses, # smoothed losses recorded by the range test
                num_it:int, # planned length of the range test
               )->tuple:
-    "`(first, last)` of the LRs `pick_lr` chooses from (trimmed as it trims, up to the first nan) if their lowest loss is at either end, else None"
-    lrs, losses = np.asarray(lrs, float)[num_it//10:-5], np.asarray(losses, float)[num_it//10:-5]
-    n = int(np.isnan(losses).argmax()) if np.isnan(losses).any() else len(losses)
-    if n == 0: return None
-    i = int(losses[:n].argmin())
-    return (float(lrs[0]), float(lrs[n-1])) if i in (0, n-1) else None  # an end: the curve has no bottom there to read
+    "`(first, last)` of the LRs `pick_lr` chooses from (`kept_curve`) if their lowest loss is at either end, else None"
+    lrs, losses = kept_curve(lrs, losses, num_it)
+    if not len(losses): return None
+    return (float(lrs[0]), float(lrs[-1])) if int(losses.argmin()) in (0, len(losses)-1) else None  # an end: the curve has no bottom there to read
 
 def _lr_find(r:TrainRun, # the run, after `_learner`, without `lr_max`; gets `lr_max`, `how` and `t_find`
             ):
