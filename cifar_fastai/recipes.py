@@ -19,9 +19,9 @@ from .learner import cifar_learner
 
 # %% auto #0
 __all__ = ['RECIPES', 'LADDER', 'nesterov_step', 'NesterovSGD', 'piecewise_linear', 'EMA', 'FlipTTA', 'GhostBatchNorm',
-           'whitening_weights', 'Whiten', 'WhitenConv', 'whiten_prep', 'Recipe', 'get_recipe', 'recipe_dls',
-           'train_whitening', 'bias_splitter', 'group_opt', 'recipe_model', 'recipe_learner', 'Step', 'ladder',
-           'ladder_changes']
+           'whitening_weights', 'Whiten', 'WhitenConv', 'whiten_prep', 'SoftmaxCrossEntropyFlat', 'Recipe',
+           'get_recipe', 'recipe_dls', 'train_whitening', 'bias_splitter', 'group_opt', 'recipe_model',
+           'recipe_learner', 'Step', 'ladder', 'ladder_changes']
 
 # %% ../nbs/09b_recipes.ipynb #bbead1a4
 def nesterov_step(p, lr, mom, vel=None, **kwargs):
@@ -161,6 +161,14 @@ def whiten_prep(w:Tensor, # (27,3,3,3) from `whitening_weights`
                )->nn.Sequential:
     "Page's prep layer of `new_dawn.py`: the fixed whitening, then a learnt 1×1 convolution 27 → `nf` (together: `WhitenConv`), `bn`, `act`"
     return nn.Sequential(WhitenConv(w, nf), bn(nf), act())
+
+# %% ../nbs/09b_recipes.ipynb #3a757abb
+class SoftmaxCrossEntropyFlat(CrossEntropyLossFlat):
+    "The reference run's loss: `CrossEntropyLossFlat` of the softmax of the logits (a network ending in a softmax, trained with `nn.CrossEntropyLoss`)"
+    def __call__(self, inp:Tensor, # (bs,c) logits, any float dtype: the softmax is taken in fp32
+                 targ:Tensor, # (bs,) class indices
+                 **kwargs)->Tensor: # the mean loss, from log(1+(c-1)/e) (1.461 for c=10; right and sure) to log(e+c-1) (2.461 for c=10; sure and wrong)
+        return super().__call__(F.softmax(inp.float(), dim=-1), targ, **kwargs)
 
 # %% ../nbs/09b_recipes.ipynb #c57d53ab
 @dataclass(frozen=True)

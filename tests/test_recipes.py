@@ -191,7 +191,7 @@ def test_ladder_tool_runs_steps_skips_done_ones_and_collects(syn, tmp_path):
 VARIANTS_TOOL = Path(__file__).parents[1]/'tools/variants.py'
 
 def test_variants_tool_changes_what_it_names_and_publishes(syn, tmp_path):
-    "tools/variants.py: each variant is the course recipe with its one change (the optimizer's wd at every step, Cutout inside), trained, skipped when done, published"
+    "tools/variants.py: each variant is the course recipe with its one change (the optimizer's wd at every step, Cutout inside, the reference's loss), trained, skipped when done, published"
     import importlib.util, sys
     sys.path.insert(0, str(VARIANTS_TOOL.parent))
     spec = importlib.util.spec_from_file_location('variants', VARIANTS_TOOL); va = importlib.util.module_from_spec(spec); spec.loader.exec_module(va)
@@ -213,18 +213,21 @@ def test_variants_tool_changes_what_it_names_and_publishes(syn, tmp_path):
                    'ref_adam (sqr_mom, eps)': {(0.999, 1e-8)}}, wds  # fastai's Adam defaults, then each variant's, at every step
     ci = [t for t in recipe_dls(syn, va.VARIANTS['cutout_inside'][1], bs=BS).train.after_batch.fs if isinstance(t, Cutout)]
     assert len(ci) == 1 and ci[0].inside and ci[0].size == 8  # one Cutout, 8×8, inside (not the course's as well)
+    learn = recipe_learner(dls := recipe_dls(syn, va.VARIANTS['ref_loss'][1], bs=BS), va.VARIANTS['ref_loss'][1]); xb, yb = dls.one_batch()
+    with torch.no_grad(): z = learn.model.eval()(xb)
+    assert type(learn.loss_func).__name__ == 'SoftmaxCrossEntropyFlat' and torch.allclose(learn.loss_func(z, yb), torch.nn.functional.cross_entropy(torch.softmax(z.as_subclass(torch.Tensor).float(), 1), yb.as_subclass(torch.Tensor)))  # the reference's loss, on this batch
     runs = tmp_path/'variants'
-    r = cli(VARIANTS_TOOL, runs, '--data', syn, '--variants', 'wd0', '--epochs', 1, '--subset', 1, '--bs', BS, module=None)
+    r = cli(VARIANTS_TOOL, runs, '--data', syn, '--variants', 'ref_loss', '--epochs', 1, '--subset', 1, '--bs', BS, module=None)
     assert r.returncode == 0, r.stderr
-    m = json.loads((runs/'wd0-lr0.004-full/metrics.json').read_text())
-    assert m['recipe'] == 'variant:wd0' and m['lr_max'] == 4e-3 and m['lr_max_from'] == 'given' and 'wd=0.0' in m['args']['recipe'], m
-    before = (runs/'wd0-lr0.004-full/metrics.json').stat().st_mtime_ns
-    r = cli(VARIANTS_TOOL, runs, '--data', syn, '--variants', 'wd0', '--epochs', 1, '--subset', 1, '--bs', BS, module=None)
-    assert r.returncode == 0 and 'wd0-lr0.004-full done' in r.stdout and (runs/'wd0-lr0.004-full/metrics.json').stat().st_mtime_ns == before, r.stdout+r.stderr
+    m = json.loads((runs/'ref_loss-lr0.004-full/metrics.json').read_text())
+    assert m['recipe'] == 'variant:ref_loss' and m['lr_max'] == 4e-3 and m['lr_max_from'] == 'given' and 'SoftmaxCrossEntropyFlat' in m['args']['recipe'], m
+    before = (runs/'ref_loss-lr0.004-full/metrics.json').stat().st_mtime_ns
+    r = cli(VARIANTS_TOOL, runs, '--data', syn, '--variants', 'ref_loss', '--epochs', 1, '--subset', 1, '--bs', BS, module=None)
+    assert r.returncode == 0 and 'ref_loss-lr0.004-full done' in r.stdout and (runs/'ref_loss-lr0.004-full/metrics.json').stat().st_mtime_ns == before, r.stdout+r.stderr
     r = cli(VARIANTS_TOOL, runs, '--copy_to', tmp_path/'pub', module=None)
     df = pd.read_csv(tmp_path/'pub/variants.csv')
-    assert r.returncode == 0 and df.variant.tolist() == ['wd0'] and df.test_accuracy.tolist() == [m['test_accuracy']], r.stderr
-    assert not (tmp_path/'pub/wd0-lr0.004-full/model.pkl').exists() and (tmp_path/'pub/wd0-lr0.004-full/history.csv').exists()
+    assert r.returncode == 0 and df.variant.tolist() == ['ref_loss'] and df.test_accuracy.tolist() == [m['test_accuracy']], r.stderr
+    assert not (tmp_path/'pub/ref_loss-lr0.004-full/model.pkl').exists() and (tmp_path/'pub/ref_loss-lr0.004-full/history.csv').exists()
     for args, msg in ((['--variants', 'wd0,sgd'], 'unknown variant(s) sgd'), (['--variants', ''], 'no variant named'),
                       (['--copy_to', tmp_path/'pub2'], f"{tmp_path/'missing'} is not a folder of runs")):
         r = cli(VARIANTS_TOOL, tmp_path/'missing' if '--copy_to' in args else runs, *args, module=None)
