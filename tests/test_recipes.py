@@ -191,7 +191,7 @@ def test_ladder_tool_runs_steps_skips_done_ones_and_collects(syn, tmp_path):
 VARIANTS_TOOL = Path(__file__).parents[1]/'tools/variants.py'
 
 def test_variants_tool_changes_what_it_names_and_publishes(syn, tmp_path):
-    "tools/variants.py: each variant is the course recipe with its one change (the optimizer's wd at every step, Cutout inside, the reference's loss), trained, skipped when done, published"
+    "tools/variants.py: each variant is the course recipe with its one change (the optimizer's wd at every step, Cutout inside, the reference's loss, label smoothing), trained, skipped when done, published"
     import importlib.util, sys
     sys.path.insert(0, str(VARIANTS_TOOL.parent))
     spec = importlib.util.spec_from_file_location('variants', VARIANTS_TOOL); va = importlib.util.module_from_spec(spec); spec.loader.exec_module(va)
@@ -215,6 +215,8 @@ def test_variants_tool_changes_what_it_names_and_publishes(syn, tmp_path):
     assert len(ci) == 1 and ci[0].inside and ci[0].size == 8  # one Cutout, 8×8, inside (not the course's as well)
     learn = recipe_learner(dls := recipe_dls(syn, va.VARIANTS['ref_loss'][1], bs=BS), va.VARIANTS['ref_loss'][1]); xb, yb = dls.one_batch()
     with torch.no_grad(): z = learn.model.eval()(xb)
+    ls = recipe_learner(dls, va.VARIANTS['ls0.1'][1]).loss_func
+    assert type(ls).__name__ == 'LabelSmoothingCrossEntropyFlat' and ls.func.eps == 0.1  # fastai's label smoothing at its default
     assert type(learn.loss_func).__name__ == 'SoftmaxCrossEntropyFlat' and torch.allclose(learn.loss_func(z, yb), torch.nn.functional.cross_entropy(torch.softmax(z.as_subclass(torch.Tensor).float(), 1), yb.as_subclass(torch.Tensor)))  # the reference's loss, on this batch
     runs = tmp_path/'variants'
     r = cli(VARIANTS_TOOL, runs, '--data', syn, '--variants', 'ref_loss', '--epochs', 1, '--subset', 1, '--bs', BS, module=None)

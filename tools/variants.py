@@ -2,7 +2,7 @@
 pct_start=5/24)`, batch 512, pad/crop/flip/Cutout as a batch transform), each measured on the LR sweep's proxy (a 20 % subset,
 the whole test set, a fixed `lr_max`) against the unchanged recipe at the same `lr_max` (`results/lr_proxy`), one after the other.
 
-    python tools/variants.py /work/runs/variants --data ../shared/data/cifar10-jpeg.tgz --variants ref_loss,wd0.1,cutout_inside,ref_adam,wd0
+    python tools/variants.py /work/runs/variants --data ../shared/data/cifar10-jpeg.tgz --variants ref_loss,ls0.1,wd0.1,cutout_inside,ref_adam,wd0
     python tools/variants.py /work/runs/variants --copy_to results/variants   # the finished runs' small artefacts and variants.csv
     python tools/variants.py /work/runs/variants --data ../shared/data/cifar10-jpeg.tgz --variants wd0.1 --subset 1 --lr 0 --seed 1   # a full run: the default command with the change
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from fastcore.script import call_parse
 from cifar_fastai.core import CifarError, run_cli, BS
-from cifar_fastai.recipes import RECIPES, Adam, SoftmaxCrossEntropyFlat  # ours first: its import of fastai silences torch's jit warning
+from cifar_fastai.recipes import RECIPES, Adam, SoftmaxCrossEntropyFlat, LabelSmoothingCrossEntropyFlat  # ours first: its import of fastai silences torch's jit warning
 from ladder import run_or_resume  # tools/ladder.py: skip a finished folder, resume a checkpoint
 from lr_sweep import publish  # tools/lr_sweep.py: copy finished runs' small artefacts, write their CSV
 
@@ -30,6 +30,8 @@ VARIANTS = {  # name: (what it changes, the course recipe with it)
                  dataclasses.replace(_course, name='variant:ref_adam', opt_func=partial(Adam, sqr_mom=0.999, eps=1e-8, wd=0.))),
     'ref_loss': ("the reference's loss: a softmax, then the cross-entropy (its log's training loss never goes below that loss's floor of 1.461, 09b_recipes); little gradient from the images it gets most wrong",
                  dataclasses.replace(_course, name='variant:ref_loss', loss_func=SoftmaxCrossEntropyFlat)),
+    'ls0.1': ("fastai's label smoothing at its default ε 0.1 (LabelSmoothingCrossEntropyFlat): the fastai way to keep a network from growing sure of its training images, as the reference's loss did",
+              dataclasses.replace(_course, name='variant:ls0.1', loss_func=LabelSmoothingCrossEntropyFlat)),
     'cutout_inside': ("Cutout 8×8 always wholly inside the image (64 pixels hidden; the course's is centred anywhere and clipped: about 56)",
                       dataclasses.replace(_course, name='variant:cutout_inside', cutout_inside=True)),
 }
@@ -72,7 +74,7 @@ def copy_runs(runs:str, dest:str)->pd.DataFrame:
 @call_parse
 def main(runs:str, # folder of the variants' run folders (outside the repository: they hold checkpoints and models)
          data:str=None, # CIFAR-10 folder or .tgz, as for `train`
-         variants:str='ref_loss,wd0.1,cutout_inside,ref_adam,wd0', # comma-separated names of `VARIANTS`, run in this order
+         variants:str='ref_loss,ls0.1,wd0.1,cutout_inside,ref_adam,wd0', # comma-separated names of `VARIANTS`, run in this order
          lr:float=4e-3, # `lr_max` of every run (the proxy sweep's best, results/lr_proxy); 0: the LR range test picks it, as in the default command
          subset:float=0.2, # fraction (<=1) or number (>1) of training images; 1: all of them (a full run, to confirm a proxy's finding)
          seed:int=42, # seed of every run (weights, augmentation, the subset)
